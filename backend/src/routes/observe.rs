@@ -1,0 +1,159 @@
+//! The outermost hoop: one SERVER span, one metrics observation and one `Request completed`
+//! log line for every request, whatever its route or outcome (panics included).
+
+use std::panic::AssertUnwindSafe;
+use std::time::Instant;
+
+use futures::FutureExt;
+use opentelemetry::trace::TraceContextExt;
+use salvo::http::{Method, StatusCode, Version};
+use salvo::prelude::*;
+use tracing::field::Empty;
+use tracing::{Instrument, Span};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use super::error::ApiError;
+use crate::telemetry::metrics::{HttpMetrics, UNMATCHED_PATH};
+use crate::telemetry::propagation::parent_context;
+
+/// Measures every request; see the module docs.
+pub struct Observe {
+    metrics: HttpMetrics,
+}
+
+impl Observe {
+    /// A hoop recording into `metrics`.
+    pub fn new(metrics: HttpMetrics) -> Self {
+        Self { metrics }
+    }
+}
+
+#[async_trait]
+impl Handler for Observe {
+    async fn handle(
+        &self,
+        req: &mut Request,
+        depot: &mut Depot,
+        res: &mut Response,
+        ctrl: &mut FlowCtrl,
+    ) {
+        let started = Instant::now();
+        let method = method_label(req.method());
+        // Routing has run before service hoops: the template is known, empty when unmatched.
+        let route = match req.matched_path() {
+            "" => None,
+            template => Some(format!("/{template}")),
+        };
+        let endpoint = req.uri().path().to_owned();
+        let span = server_span(method, route.as_deref(), &endpoint, req.version());
+        // An absent or malformed traceparent leaves the span as a new root.
+        let _ = span.set_parent(parent_context(req.headers()));
+
+        let outcome = AssertUnwindSafe(ctrl.call_next(req, depot, res))
+            .catch_unwind()
+            .instrument(span.clone())
+            .await;
+        if outcome.is_err() {
+            // The panic hook has already logged the panic itself.
+            res.render(ApiError::internal("internal server error"));
+            ctrl.skip_rest();
+        }
+
+        let status = res.status_code.unwrap_or(StatusCode::OK).as_u16();
+        let elapsed = started.elapsed();
+        self.metrics.observe(
+            method,
+            route.as_deref().unwrap_or(UNMATCHED_PATH),
+            status,
+            elapsed,
+        );
+        span.record("http.response.status_code", i64::from(status));
+        if status >= 500 {
+            span.record("otel.status_code", "ERROR");
+        }
+        let duration_ms = (elapsed.as_secs_f64() * 1e6).round() / 1e3;
+        log_completed(&span, &endpoint, method, status, duration_ms);
+    }
+}
+
+/// The SERVER span, named `{METHOD} {route}` (just `{METHOD}` when no route matched, as the
+/// HTTP semantic conventions say), with only attributes the client cannot inflate.
+fn server_span(method: &str, route: Option<&str>, path: &str, version: Version) -> Span {
+    let name = match route {
+        Some(route) => format!("{method} {route}"),
+        None => method.to_owned(),
+    };
+    let span = tracing::info_span!(
+        "request",
+        otel.name = name,
+        otel.kind = "server",
+        otel.status_code = Empty,
+        http.request.method = method,
+        http.route = Empty,
+        http.response.status_code = Empty,
+        url.path = path,
+        url.scheme = "http",
+        network.protocol.name = "http",
+        network.protocol.version = protocol_version(version),
+    );
+    if let Some(route) = route {
+        span.record("http.route", route);
+    }
+    span
+}
+
+/// The one request line, carrying the request span's ids (explicitly: the log layer does not
+/// look into spans, and the event is not copied into the span as an event).
+fn log_completed(span: &Span, endpoint: &str, method: &str, status: u16, duration_ms: f64) {
+    let context = span.context();
+    let span_context = context.span().span_context().clone();
+    let trace_id = span_context.trace_id().to_string();
+    let span_id = span_context.span_id().to_string();
+    let status_code = i64::from(status);
+    macro_rules! completed {
+        ($level:expr) => {
+            tracing::event!(
+                $level,
+                endpoint,
+                method,
+                status_code,
+                duration_ms,
+                trace_id = trace_id.as_str(),
+                span_id = span_id.as_str(),
+                "Request completed"
+            )
+        };
+    }
+    match status {
+        500.. => completed!(tracing::Level::ERROR),
+        400..=499 => completed!(tracing::Level::WARN),
+        _ => completed!(tracing::Level::INFO),
+    }
+}
+
+/// Methods outside the HTTP standard collapse into `_OTHER`, as the semantic conventions do, so
+/// that a client cannot create metric series by inventing methods.
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "_OTHER",
+    }
+}
+
+fn protocol_version(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_09 => "0.9",
+        Version::HTTP_10 => "1.0",
+        Version::HTTP_2 => "2",
+        Version::HTTP_3 => "3",
+        _ => "1.1",
+    }
+}

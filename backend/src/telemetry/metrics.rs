@@ -1,0 +1,104 @@
+//! The Prometheus collectors of the contract, owned by one struct on an injected registry.
+
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+};
+
+/// Content type of the text exposition format that Prometheus scrapes.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The contract's histogram buckets, in seconds.
+pub const DURATION_BUCKETS: [f64; 10] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// Label names of both request metrics, in order.
+pub const LABELS: [&str; 3] = ["method", "path", "status_code"];
+
+/// The `path` label of requests that matched no route: one shared series instead of one per URL.
+pub const UNMATCHED_PATH: &str = "<unmatched>";
+
+/// The request counter and duration histogram, plus the process collector, on one registry.
+#[derive(Clone)]
+pub struct HttpMetrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    duration: HistogramVec,
+}
+
+/// Why the collectors could not be set up or encoded.
+#[derive(Debug, thiserror::Error)]
+#[error("metrics: {0}")]
+pub struct MetricsError(#[from] prometheus::Error);
+
+impl HttpMetrics {
+    /// Registers the request metrics and the process collector on `registry`.
+    pub fn new(registry: Registry) -> Result<Self, MetricsError> {
+        let requests = IntCounterVec::new(
+            Opts::new("fastapi_requests_total", "Total HTTP requests"),
+            &LABELS,
+        )?;
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "fastapi_request_duration_seconds",
+                "HTTP request duration in seconds",
+            )
+            .buckets(DURATION_BUCKETS.to_vec()),
+            &LABELS,
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(duration.clone()))?;
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+        Ok(Self {
+            registry,
+            requests,
+            duration,
+        })
+    }
+
+    /// Counts one finished request. `path` must be a route template or [`UNMATCHED_PATH`] and
+    /// `method` a normalised method, so that clients cannot create series at will.
+    pub fn observe(&self, method: &str, path: &str, status: u16, elapsed: Duration) {
+        let status = status.to_string();
+        let labels = [method, path, status.as_str()];
+        self.requests.with_label_values(&labels).inc();
+        self.duration
+            .with_label_values(&labels)
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Encodes every collector in the text exposition format.
+    pub fn encode(&self) -> Result<Vec<u8>, MetricsError> {
+        let mut body = Vec::with_capacity(8 * 1024);
+        TextEncoder::new().encode(&self.registry.gather(), &mut body)?;
+        Ok(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_has_the_contract_series() {
+        let metrics = HttpMetrics::new(Registry::new()).unwrap();
+        metrics.observe(
+            "GET",
+            "/api/users/{user_id}",
+            200,
+            Duration::from_millis(30),
+        );
+        let text = String::from_utf8(metrics.encode().unwrap()).unwrap();
+        assert!(text.contains("# TYPE fastapi_requests_total counter"));
+        assert!(text.contains("# TYPE fastapi_request_duration_seconds histogram"));
+        assert!(text.contains(
+            r#"fastapi_requests_total{method="GET",path="/api/users/{user_id}",status_code="200"} 1"#
+        ));
+        assert!(text.contains(r#"le="0.05"} 1"#));
+        assert!(text.contains(r#"le="0.025"} 0"#));
+        assert!(text.contains("process_cpu_seconds_total"));
+        assert!(text.contains("process_resident_memory_bytes"));
+    }
+}

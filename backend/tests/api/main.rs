@@ -1,0 +1,8 @@
+//! Integration tests: the real backend binary, on loopback, with real OTLP/gRPC and SQLite.
+
+mod bad_input;
+mod helpers;
+mod logs;
+mod metrics;
+mod shutdown;
+mod traces;

@@ -1,0 +1,59 @@
+//! The command line: clap definitions, the exit-code convention, and the dispatch to each
+//! subcommand. Each subcommand lives in its own module (`load.rs`, ...) with its arguments and
+//! its `run`; adding one means a variant in [`Command`] and an arm in [`run`].
+
+pub mod load;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Exit codes shared by every subcommand.
+pub mod exit {
+    /// Everything passed.
+    pub const OK: u8 = 0;
+    /// The command ran, and a threshold or check failed.
+    pub const FAILED: u8 = 1;
+    /// Bad usage, bad scenario or configuration, or a runtime error.
+    pub const ERROR: u8 = 2;
+    /// Stopped by Ctrl-C (the partial summary is still printed).
+    pub const INTERRUPTED: u8 = 130;
+}
+
+/// obsctl: replay traffic against a service and prove that its metrics, logs and traces work.
+#[derive(Debug, Parser)]
+#[command(name = "obsctl", version, propagate_version = true)]
+#[command(after_help = "Exit codes: 0 ok, 1 a threshold or check failed, 2 usage, \
+    configuration or runtime error, 130 interrupted (Ctrl-C).")]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Replay a traffic scenario at a precise rate and report honest latency.
+    Load(load::LoadArgs),
+}
+
+/// Runs the parsed command line and returns the process exit code. Errors (exit code 2) are
+/// printed by `main` as `error: {e:#}`.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Load(args) => load::run(args).await,
+        }
+    })
+}
+
+/// Completes on the first Ctrl-C; never, if the signal handler cannot be installed.
+pub async fn ctrl_c() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}

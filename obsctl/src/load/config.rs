@@ -1,0 +1,207 @@
+//! The validated configuration of one run: a scenario with command-line overrides applied.
+//! Everything here is checked before any socket opens.
+
+use super::tagging::RunId;
+use crate::scenario::{Scenario, Stage, Target, TargetError};
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Default cap on requests in flight at once.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
+/// Default per-request timeout, counted from the request's due time.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A requested rate: a number of requests per second, or `max` (closed loop).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rate {
+    /// Open model at this many requests per second.
+    PerSecond(f64),
+    /// Closed loop as fast as the in-flight cap allows.
+    Max,
+}
+
+impl FromStr for Rate {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.eq_ignore_ascii_case("max") {
+            return Ok(Self::Max);
+        }
+        match s.parse::<f64>() {
+            Ok(r) if r.is_finite() && r > 0.0 => Ok(Self::PerSecond(r)),
+            _ => Err(format!(
+                "`{s}` is not a rate: give requests per second (> 0, e.g. 500) or `max`"
+            )),
+        }
+    }
+}
+
+/// How traffic is generated.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Plan {
+    /// Open model: requests are due on a schedule, whatever happened to earlier ones.
+    Open {
+        /// Rate at t = 0 (default: the first stage's rate).
+        start_rate: Option<f64>,
+        /// The stages.
+        stages: Vec<Stage>,
+    },
+    /// Closed loop: each of `max_in_flight` workers sends its next request when the previous one
+    /// ends, for `duration`.
+    Closed {
+        /// How long to send.
+        duration: Duration,
+    },
+}
+
+impl Plan {
+    /// Total planned duration.
+    pub fn duration(&self) -> Duration {
+        match self {
+            Self::Open { stages, .. } => stages.iter().map(|s| s.duration).sum(),
+            Self::Closed { duration } => *duration,
+        }
+    }
+
+    /// `"open"` or `"closed"`, as in the report.
+    pub fn model_name(&self) -> &'static str {
+        match self {
+            Self::Open { .. } => "open",
+            Self::Closed { .. } => "closed",
+        }
+    }
+}
+
+/// Values from the command line that replace the scenario's.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--target`.
+    pub target: Option<String>,
+    /// `--rps`: with it the stages are replaced by one constant stage (or a closed loop).
+    pub rps: Option<Rate>,
+    /// `--duration`: alone, the stages are stretched or shrunk to this total, keeping their shape.
+    pub duration: Option<Duration>,
+    /// `--max-in-flight`.
+    pub max_in_flight: Option<usize>,
+    /// `--timeout`.
+    pub timeout: Option<Duration>,
+}
+
+/// Why a run cannot be configured.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Neither `--target` nor the scenario names a target.
+    #[error("no target: pass --target http://HOST:PORT or set `target` in the scenario")]
+    NoTarget,
+    /// The target URL is unusable.
+    #[error("--target")]
+    Target(#[from] TargetError),
+    /// A zero value where at least one is needed.
+    #[error("{0} must be more than zero")]
+    Zero(&'static str),
+}
+
+/// Everything one run needs, checked.
+#[derive(Debug, Clone)]
+pub struct LoadConfig {
+    /// The scenario: request mix, thresholds, name and file.
+    pub scenario: Scenario,
+    /// Where requests go.
+    pub target: Target,
+    /// Open schedule or closed loop.
+    pub plan: Plan,
+    /// Cap on requests in flight; waiting for it counts as latency.
+    pub max_in_flight: usize,
+    /// Per-request timeout, counted from the due time.
+    pub timeout: Duration,
+    /// This run's id (fresh per run unless a caller sets it).
+    pub run_id: RunId,
+    /// Show the live progress display (only ever drawn on a terminal).
+    pub progress: bool,
+}
+
+impl LoadConfig {
+    /// Applies `overrides` to `scenario` and checks the result.
+    pub fn new(scenario: Scenario, overrides: Overrides) -> Result<Self, ConfigError> {
+        let target = match (&overrides.target, &scenario.target) {
+            (Some(text), _) => Target::parse(text)?,
+            (None, Some(target)) => target.clone(),
+            (None, None) => return Err(ConfigError::NoTarget),
+        };
+        let max_in_flight = overrides
+            .max_in_flight
+            .or(scenario.max_in_flight)
+            .unwrap_or(DEFAULT_MAX_IN_FLIGHT);
+        if max_in_flight == 0 {
+            return Err(ConfigError::Zero("--max-in-flight"));
+        }
+        let timeout = overrides.timeout.or(scenario.timeout).unwrap_or(DEFAULT_TIMEOUT);
+        if timeout.is_zero() {
+            return Err(ConfigError::Zero("--timeout"));
+        }
+        if overrides.duration.is_some_and(|d| d.is_zero()) {
+            return Err(ConfigError::Zero("--duration"));
+        }
+        Ok(Self {
+            plan: plan(&scenario, &overrides),
+            scenario,
+            target,
+            max_in_flight,
+            timeout,
+            run_id: RunId::random(),
+            progress: true,
+        })
+    }
+}
+
+fn plan(scenario: &Scenario, overrides: &Overrides) -> Plan {
+    let duration = overrides.duration.unwrap_or_else(|| scenario.duration());
+    match overrides.rps {
+        Some(Rate::Max) => Plan::Closed { duration },
+        Some(Rate::PerSecond(rate)) => Plan::Open {
+            start_rate: None,
+            stages: vec![Stage { duration, rate }],
+        },
+        None => Plan::Open {
+            start_rate: scenario.start_rate,
+            stages: stretch(&scenario.stages, scenario.duration(), duration),
+        },
+    }
+}
+
+/// Scales the stage durations so that they add up to `to`, keeping their proportions.
+fn stretch(stages: &[Stage], from: Duration, to: Duration) -> Vec<Stage> {
+    if from == to || from.is_zero() {
+        return stages.to_vec();
+    }
+    let factor = to.as_secs_f64() / from.as_secs_f64();
+    stages
+        .iter()
+        .map(|s| Stage {
+            duration: s.duration.mul_f64(factor),
+            rate: s.rate,
+        })
+        .collect()
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Closed { duration } => write!(
+                f,
+                "closed loop (--rps max) for {}",
+                humantime::format_duration(*duration)
+            ),
+            Self::Open { stages, .. } => {
+                let peak = stages.iter().map(|s| s.rate).fold(0.0, f64::max);
+                write!(
+                    f,
+                    "open model, {} stage(s), peak {peak} req/s, for {}",
+                    stages.len(),
+                    humantime::format_duration(self.duration())
+                )
+            }
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! Turns a finished run's aggregates into the [`RunReport`].
+
+use super::config::{LoadConfig, Plan};
+use super::schedule::Schedule;
+use super::stats::Aggregator;
+use crate::report::{
+    Model, NamedStats, PlanInfo, RunReport, SCHEMA_VERSION, ScenarioInfo, StageInfo, thresholds,
+};
+use std::time::{Instant, SystemTime};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Everything known at the end of a run.
+pub(crate) struct Run<'a> {
+    pub config: &'a LoadConfig,
+    pub aggregator: &'a Aggregator,
+    pub start: Instant,
+    pub wall_start: SystemTime,
+    pub last_sent: Option<Instant>,
+    pub last_end: Option<Instant>,
+    pub stopped_at: Option<Instant>,
+    pub seq_count: u64,
+}
+
+impl Run<'_> {
+    pub fn report(&self) -> RunReport {
+        let duration_s = self.sending_seconds();
+        let overall = self.aggregator.overall(duration_s);
+        let results = thresholds::evaluate(&self.config.scenario.thresholds, &overall);
+        let by_name = self
+            .config
+            .scenario
+            .requests
+            .iter()
+            .zip(self.aggregator.per_request(duration_s))
+            .map(|(spec, stats)| NamedStats {
+                name: spec.name.clone(),
+                method: spec.method.to_string(),
+                stats,
+            })
+            .collect();
+        let end = self.last_end.unwrap_or(self.start);
+        RunReport {
+            schema_version: SCHEMA_VERSION,
+            run_id: self.config.run_id.to_string(),
+            trace_id_prefix: self.config.run_id.to_string(),
+            seq_count: self.seq_count,
+            scenario: ScenarioInfo {
+                name: self.config.scenario.name.clone(),
+                file: self.config.scenario.file.as_ref().map(|p| p.display().to_string()),
+            },
+            target: self.config.target.to_string(),
+            model: model(&self.config.plan),
+            plan: plan_info(self.config),
+            window_start: rfc3339(self.wall_start),
+            window_end: rfc3339(self.wall_start + end.saturating_duration_since(self.start)),
+            duration_s,
+            interrupted: self.stopped_at.is_some(),
+            requests_sent: overall.count,
+            requests_not_started: overall.not_started,
+            requests: self.aggregator.counts(&self.config.scenario.requests),
+            passed: results.iter().all(|r| r.passed),
+            thresholds: results,
+            overall,
+            by_name,
+        }
+    }
+
+    /// The rate denominator: the planned sending time (cut short by a stop), stretched to the
+    /// last send if sending ran late.
+    fn sending_seconds(&self) -> f64 {
+        let planned_end = self.start + self.config.plan.duration();
+        let end = match self.stopped_at {
+            Some(stop) => stop.min(planned_end),
+            None => planned_end,
+        };
+        let end = end.max(self.last_sent.unwrap_or(end));
+        end.saturating_duration_since(self.start).as_secs_f64()
+    }
+}
+
+fn model(plan: &Plan) -> Model {
+    match plan {
+        Plan::Open { .. } => Model::Open,
+        Plan::Closed { .. } => Model::Closed,
+    }
+}
+
+fn plan_info(config: &LoadConfig) -> PlanInfo {
+    let (planned_requests, start_rate, stages) = match &config.plan {
+        Plan::Open { start_rate, stages } => (
+            Some(Schedule::new(*start_rate, stages).planned_requests()),
+            Some(start_rate.or(stages.first().map(|s| s.rate)).unwrap_or(0.0)),
+            stages
+                .iter()
+                .map(|s| StageInfo {
+                    duration_s: s.duration.as_secs_f64(),
+                    rate: s.rate,
+                })
+                .collect(),
+        ),
+        Plan::Closed { .. } => (None, None, Vec::new()),
+    };
+    PlanInfo {
+        duration_s: config.plan.duration().as_secs_f64(),
+        planned_requests,
+        start_rate,
+        stages,
+        max_in_flight: config.max_in_flight as u64,
+        timeout_ms: config.timeout.as_secs_f64() * 1000.0,
+    }
+}
+
+fn rfc3339(at: SystemTime) -> String {
+    OffsetDateTime::from(at)
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| String::from("1970-01-01T00:00:00Z"))
+}

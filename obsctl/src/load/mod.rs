@@ -1,0 +1,203 @@
+//! The load engine: replays a scenario against a target in the open model (requests due on a
+//! schedule, latency from the due time) or a closed loop (`--rps max`), and returns a
+//! [`RunReport`].
+//!
+//! Modules, one concern each: [`schedule`] (pure due-time arithmetic), [`mix`] (which request a
+//! sequence number sends), [`tagging`] (run id and trace context), [`client`] (HTTP/1.1
+//! keep-alive), `engine` (dispatcher and workers), [`sample`] (one request's record and its
+//! latency), [`stats`] (HDR histograms), [`progress`] (the live display), [`config`] (validated
+//! settings).
+
+pub mod client;
+pub mod config;
+mod engine;
+mod finish;
+pub mod mix;
+pub mod progress;
+pub mod sample;
+pub mod schedule;
+pub mod stats;
+pub mod tagging;
+
+pub use config::{ConfigError, LoadConfig, Overrides, Plan, Rate};
+pub use sample::{ErrorKind, Sample};
+pub use tagging::{RUN_ID_HEADER, RunId};
+
+use crate::report::RunReport;
+use engine::{Due, Shared, StopSignal};
+use mix::Mix;
+use progress::{Progress, Snapshot};
+use schedule::Schedule;
+use stats::Aggregator;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::mpsc;
+
+/// How often the progress display refreshes.
+const PROGRESS_EVERY: Duration = Duration::from_millis(200);
+
+/// Why a run could not start. Once traffic flows, failures are counted in the report instead.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The target's host name did not resolve.
+    #[error("cannot resolve {host}:{port}: {source}")]
+    Resolve {
+        /// The host.
+        host: String,
+        /// The port.
+        port: u16,
+        /// The resolver's error.
+        source: std::io::Error,
+    },
+    /// The runtime failed to run the dispatcher thread.
+    #[error("the dispatcher thread failed: {0}")]
+    Dispatcher(#[from] tokio::task::JoinError),
+}
+
+/// Runs `config` until its plan ends or `shutdown` completes (then in-flight requests are
+/// cancelled, due requests counted as not started, and the partial report returned with
+/// `interrupted: true`).
+pub async fn run(
+    config: LoadConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<RunReport, LoadError> {
+    let addr = resolve(&config).await?;
+    let stop = Arc::new(StopSignal::new());
+    let shared = Arc::new(shared(&config, addr, Arc::clone(&stop)));
+    let watcher = {
+        let stop = Arc::clone(&stop);
+        tokio::spawn(async move {
+            shutdown.await;
+            stop.stop();
+        })
+    };
+    let (samples_tx, samples_rx) = mpsc::unbounded_channel();
+    let start = Instant::now();
+    let wall_start = SystemTime::now();
+    let dispatcher = spawn_traffic(&config, &shared, start, samples_tx);
+    let progress = Progress::new(config.progress, config.plan.duration());
+    let (aggregator, times) = collect(samples_rx, &config, start, &progress).await;
+    progress.finish();
+    let assigned = match dispatcher {
+        Some(handle) => handle.await?,
+        None => aggregator.sent() + aggregator.not_started(),
+    };
+    watcher.abort();
+    let run = finish::Run {
+        config: &config,
+        aggregator: &aggregator,
+        start,
+        wall_start,
+        last_sent: times.last_sent,
+        last_end: times.last_end,
+        stopped_at: stop.stopped_at(),
+        seq_count: assigned,
+    };
+    Ok(run.report())
+}
+
+async fn resolve(config: &LoadConfig) -> Result<SocketAddr, LoadError> {
+    let (host, port) = (config.target.host(), config.target.port());
+    let error = |source| LoadError::Resolve {
+        host: host.to_owned(),
+        port,
+        source,
+    };
+    let mut addrs = tokio::net::lookup_host((host, port)).await.map_err(error)?;
+    addrs.next().ok_or_else(|| {
+        error(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "no address",
+        ))
+    })
+}
+
+fn shared(config: &LoadConfig, addr: SocketAddr, stop: Arc<StopSignal>) -> Shared {
+    Shared {
+        specs: config.scenario.requests.clone(),
+        mix: Mix::new(&config.scenario.requests),
+        target: config.target.clone(),
+        addr,
+        authority: config.target.authority(),
+        run_id: config.run_id,
+        run_id_text: config.run_id.to_string(),
+        timeout: config.timeout,
+        stop,
+    }
+}
+
+/// Starts the workers (and, in the open model, the dispatcher, whose handle is returned).
+fn spawn_traffic(
+    config: &LoadConfig,
+    shared: &Arc<Shared>,
+    start: Instant,
+    samples: mpsc::UnboundedSender<Sample>,
+) -> Option<tokio::task::JoinHandle<u64>> {
+    match &config.plan {
+        Plan::Open { start_rate, stages } => {
+            let (queue_tx, queue_rx) = async_channel::bounded::<Due>(config.max_in_flight);
+            for _ in 0..config.max_in_flight {
+                let worker = engine::open_worker(Arc::clone(shared), queue_rx.clone(), samples.clone());
+                tokio::spawn(worker);
+            }
+            let schedule = Schedule::new(*start_rate, stages);
+            let stop = Arc::clone(&shared.stop);
+            Some(tokio::task::spawn_blocking(move || {
+                engine::dispatch(schedule, start, queue_tx, &stop)
+            }))
+        }
+        Plan::Closed { duration } => {
+            let next_seq = Arc::new(AtomicU64::new(0));
+            for _ in 0..config.max_in_flight {
+                let worker = engine::closed_worker(
+                    Arc::clone(shared),
+                    Arc::clone(&next_seq),
+                    start + *duration,
+                    samples.clone(),
+                );
+                tokio::spawn(worker);
+            }
+            None
+        }
+    }
+}
+
+/// When the last request was sent and the last one ended.
+#[derive(Debug, Default)]
+struct Times {
+    last_sent: Option<Instant>,
+    last_end: Option<Instant>,
+}
+
+/// Consumes samples until every worker has finished, refreshing the progress display.
+async fn collect(
+    mut samples: mpsc::UnboundedReceiver<Sample>,
+    config: &LoadConfig,
+    start: Instant,
+    progress: &Progress,
+) -> (Aggregator, Times) {
+    let mut aggregator = Aggregator::new(config.scenario.requests.len());
+    let mut times = Times::default();
+    let mut tick = tokio::time::interval(PROGRESS_EVERY);
+    // Bounded: the workers end with the plan plus one timeout, and then the channel closes.
+    loop {
+        tokio::select! {
+            sample = samples.recv() => {
+                let Some(sample) = sample else { break };
+                times.last_sent = times.last_sent.max(sample.sent);
+                times.last_end = times.last_end.max(Some(sample.end));
+                aggregator.record(sample);
+            }
+            _ = tick.tick() => progress.update(Snapshot {
+                elapsed: start.elapsed(),
+                sent: aggregator.sent(),
+                errors: aggregator.errors(),
+                p99_ms: aggregator.p99_ms(),
+            }),
+        }
+    }
+    (aggregator, times)
+}

@@ -1,0 +1,82 @@
+//! One request's record, produced by a worker and consumed by the statistics and the progress
+//! display. Latency is defined here, once.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+/// What happened to one request.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// Sequence number (schedule order); its trace id is the run id then `{seq:016x}`.
+    pub seq: u64,
+    /// Index of the request in the scenario's mix.
+    pub request: usize,
+    /// The concrete path sent, without query.
+    pub path: String,
+    /// When the request was due (open model) or sent (closed model).
+    pub scheduled: Instant,
+    /// When it was handed to a connection; `None` when it never started.
+    pub sent: Option<Instant>,
+    /// When the response was complete, or the request failed.
+    pub end: Instant,
+    /// Status and/or error.
+    pub outcome: Outcome,
+}
+
+impl Sample {
+    /// Latency as a user would see it: from the time the request was DUE to the end of the
+    /// response. Time spent waiting for the in-flight cap or a late dispatch is included, so a
+    /// stalled server cannot hide its stall (no coordinated omission).
+    pub fn latency(&self) -> Duration {
+        self.end.saturating_duration_since(self.scheduled)
+    }
+}
+
+/// The result of one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// The response status, when a response arrived.
+    pub status: Option<u16>,
+    /// Why the request counts as an error, if it does.
+    pub error: Option<ErrorKind>,
+}
+
+/// Why a request is an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The TCP connection could not be opened.
+    Connect,
+    /// No complete response within the per-request timeout (counted from the due time).
+    Timeout,
+    /// A response arrived with a status the scenario does not expect.
+    UnexpectedStatus,
+    /// The connection failed mid-request, or the response was not valid HTTP.
+    Io,
+    /// The request never started: it was still waiting for the in-flight cap when its timeout
+    /// passed, or the run was stopped.
+    NotStarted,
+    /// The run was stopped (Ctrl-C) while the request was in flight.
+    Cancelled,
+}
+
+impl ErrorKind {
+    /// The snake_case name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connect => "connect",
+            Self::Timeout => "timeout",
+            Self::UnexpectedStatus => "unexpected_status",
+            Self::Io => "io",
+            Self::NotStarted => "not_started",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

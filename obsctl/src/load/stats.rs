@@ -1,0 +1,203 @@
+//! Aggregates samples into HDR histograms (overall and per request name) and outcome counts, in
+//! memory that does not grow with the run's length (only with the number of distinct concrete
+//! paths, which `{{seq}}` in a path would make grow).
+
+use super::sample::{ErrorKind, Sample};
+use crate::report::{Latency, RequestCount, Stats};
+use crate::scenario::RequestSpec;
+use hdrhistogram::Histogram;
+use std::collections::{BTreeMap, HashMap};
+
+/// Highest latency the histograms track exactly (1 hour, in microseconds); larger values are
+/// recorded as this.
+const MAX_LATENCY_US: u64 = 3_600_000_000;
+
+/// Counts and latency histogram of one set of requests.
+#[derive(Debug)]
+struct Bucket {
+    histogram: Histogram<u64>,
+    sent: u64,
+    not_started: u64,
+    errors: u64,
+    statuses: BTreeMap<u16, u64>,
+    error_kinds: BTreeMap<ErrorKind, u64>,
+}
+
+impl Bucket {
+    fn new() -> Self {
+        // Constant, valid bounds (1 µs ..= 1 h, 3 significant digits): this cannot fail.
+        let histogram =
+            Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("constant histogram bounds");
+        Self {
+            histogram,
+            sent: 0,
+            not_started: 0,
+            errors: 0,
+            statuses: BTreeMap::new(),
+            error_kinds: BTreeMap::new(),
+        }
+    }
+
+    fn record(&mut self, sample: &Sample) {
+        if sample.sent.is_some() {
+            self.sent += 1;
+        } else {
+            self.not_started += 1;
+        }
+        if let Some(status) = sample.outcome.status {
+            *self.statuses.entry(status).or_default() += 1;
+            let micros = u64::try_from(sample.latency().as_micros()).unwrap_or(u64::MAX);
+            self.histogram.saturating_record(micros.clamp(1, MAX_LATENCY_US));
+        }
+        if let Some(kind) = sample.outcome.error {
+            self.errors += 1;
+            *self.error_kinds.entry(kind).or_default() += 1;
+        }
+    }
+
+    fn stats(&self, duration_s: f64) -> Stats {
+        let due = self.sent + self.not_started;
+        Stats {
+            count: self.sent,
+            not_started: self.not_started,
+            errors: self.errors,
+            error_rate: ratio(self.errors as f64, due as f64),
+            achieved_rate: ratio(self.sent as f64, duration_s),
+            statuses: self
+                .statuses
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+            errors_by_kind: self
+                .error_kinds
+                .iter()
+                .map(|(k, v)| (k.as_str().to_owned(), *v))
+                .collect(),
+            latency_ms: latency(&self.histogram),
+        }
+    }
+}
+
+fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 { a / b } else { 0.0 }
+}
+
+fn latency(h: &Histogram<u64>) -> Latency {
+    let samples = h.len();
+    let at = |q: f64| (samples > 0).then(|| ms(h.value_at_quantile(q)));
+    Latency {
+        samples,
+        mean: (samples > 0).then(|| round3(h.mean() / 1000.0)),
+        p50: at(0.5),
+        p90: at(0.9),
+        p95: at(0.95),
+        p99: at(0.99),
+        p99_9: at(0.999),
+        max: (samples > 0).then(|| ms(h.max())),
+    }
+}
+
+fn ms(micros: u64) -> f64 {
+    round3(micros as f64 / 1000.0)
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+/// Key of one line of the per-outcome counts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct CountKey {
+    request: usize,
+    path: String,
+    status: Option<u16>,
+    error: Option<ErrorKind>,
+}
+
+/// All statistics of a run, fed one sample at a time.
+#[derive(Debug)]
+pub struct Aggregator {
+    overall: Bucket,
+    per_request: Vec<Bucket>,
+    counts: HashMap<CountKey, u64>,
+}
+
+impl Aggregator {
+    /// An empty aggregator for a mix of `requests` kinds.
+    pub fn new(requests: usize) -> Self {
+        Self {
+            overall: Bucket::new(),
+            per_request: (0..requests).map(|_| Bucket::new()).collect(),
+            counts: HashMap::new(),
+        }
+    }
+
+    /// Records one sample.
+    pub fn record(&mut self, sample: Sample) {
+        self.overall.record(&sample);
+        if let Some(bucket) = self.per_request.get_mut(sample.request) {
+            bucket.record(&sample);
+        }
+        let key = CountKey {
+            request: sample.request,
+            path: sample.path,
+            status: sample.outcome.status,
+            error: sample.outcome.error,
+        };
+        *self.counts.entry(key).or_default() += 1;
+    }
+
+    /// Requests sent so far.
+    pub fn sent(&self) -> u64 {
+        self.overall.sent
+    }
+
+    /// Requests not started so far.
+    pub fn not_started(&self) -> u64 {
+        self.overall.not_started
+    }
+
+    /// Errors so far (not-started included).
+    pub fn errors(&self) -> u64 {
+        self.overall.errors
+    }
+
+    /// The current 99th percentile latency in milliseconds, if any response was recorded.
+    pub fn p99_ms(&self) -> Option<f64> {
+        latency(&self.overall.histogram).p99
+    }
+
+    /// Overall statistics over `duration_s` seconds.
+    pub fn overall(&self, duration_s: f64) -> Stats {
+        self.overall.stats(duration_s)
+    }
+
+    /// Statistics per request kind, in scenario order.
+    pub fn per_request(&self, duration_s: f64) -> Vec<Stats> {
+        self.per_request.iter().map(|b| b.stats(duration_s)).collect()
+    }
+
+    /// Per-outcome counts, sorted by name, method, path, status and error.
+    pub fn counts(&self, specs: &[RequestSpec]) -> Vec<RequestCount> {
+        let mut out: Vec<RequestCount> = self
+            .counts
+            .iter()
+            .filter_map(|(key, count)| {
+                let spec = specs.get(key.request)?;
+                Some(RequestCount {
+                    method: spec.method.to_string(),
+                    path: key.path.clone(),
+                    name: spec.name.clone(),
+                    status: key.status,
+                    error: key.error,
+                    count: *count,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            (&a.name, &a.method, &a.path, a.status, a.error)
+                .cmp(&(&b.name, &b.method, &b.path, b.status, b.error))
+        });
+        out
+    }
+}

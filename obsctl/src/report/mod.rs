@@ -1,0 +1,195 @@
+//! The run report: what one `obsctl load` run sent, what came back, and whether its thresholds
+//! held. One model, rendered as JSON (`--report FILE`, schema in `obsctl/schema/run-report.schema.json`)
+//! and as the terminal summary ([`summary`]).
+
+pub mod summary;
+pub mod thresholds;
+
+use crate::load::ErrorKind;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Version of the report format; bumped on any incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Everything a run did, in a form `obsctl check` can read back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunReport {
+    /// Format version, currently 1.
+    pub schema_version: u32,
+    /// The run id: 16 lowercase hex characters, sent in `x-obsctl-run-id` on every request.
+    pub run_id: String,
+    /// Every trace id of the run starts with this (it equals `run_id`): the trace id of request
+    /// `seq` is `trace_id_prefix` followed by `seq` as 16 lowercase hex digits.
+    pub trace_id_prefix: String,
+    /// Sequence numbers `0..seq_count` were assigned; those of requests that never started
+    /// (`requests_not_started`) were not sent.
+    pub seq_count: u64,
+    /// The scenario that ran.
+    pub scenario: ScenarioInfo,
+    /// The target base URL.
+    pub target: String,
+    /// `open` (scheduled arrivals) or `closed` (`--rps max`).
+    pub model: Model,
+    /// What was planned.
+    pub plan: PlanInfo,
+    /// When the first request was due (RFC 3339, UTC).
+    pub window_start: String,
+    /// When the last request ended (RFC 3339, UTC).
+    pub window_end: String,
+    /// Seconds over which requests were sent (the rate denominator).
+    pub duration_s: f64,
+    /// True when the run was stopped early (Ctrl-C).
+    pub interrupted: bool,
+    /// Requests handed to a connection (whatever their outcome).
+    pub requests_sent: u64,
+    /// Requests that were due but never started (still waiting for the in-flight cap at their
+    /// timeout, or when the run stopped). Counted as errors, never hidden.
+    pub requests_not_started: u64,
+    /// Counts per (name, method, concrete path, status, error). Entries whose error is
+    /// `not_started` or `connect` never reached the target.
+    pub requests: Vec<RequestCount>,
+    /// Statistics over all requests.
+    pub overall: Stats,
+    /// Statistics per request name, in scenario order.
+    pub by_name: Vec<NamedStats>,
+    /// Each threshold with its limit, the observed value and the verdict.
+    pub thresholds: Vec<ThresholdResult>,
+    /// True when every threshold held.
+    pub passed: bool,
+}
+
+/// Which scenario ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioInfo {
+    /// The scenario's name.
+    pub name: String,
+    /// Its file, or null for the built-in `GET /`.
+    pub file: Option<String>,
+}
+
+/// The load model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Model {
+    /// Requests due on a schedule; latency from the due time.
+    Open,
+    /// Closed loop as fast as the in-flight cap allows; latency from the send time.
+    Closed,
+}
+
+/// The plan as run (after command-line overrides).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanInfo {
+    /// Planned duration in seconds.
+    pub duration_s: f64,
+    /// Requests the open schedule planned to send (null for a closed loop).
+    pub planned_requests: Option<u64>,
+    /// Rate at t = 0 in requests per second (null for a closed loop).
+    pub start_rate: Option<f64>,
+    /// The stages (empty for a closed loop).
+    pub stages: Vec<StageInfo>,
+    /// The in-flight cap.
+    pub max_in_flight: u64,
+    /// Per-request timeout in milliseconds, counted from the due time.
+    pub timeout_ms: f64,
+}
+
+/// One stage of the plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageInfo {
+    /// Stage length in seconds.
+    pub duration_s: f64,
+    /// Rate reached at the end of the stage, requests per second.
+    pub rate: f64,
+}
+
+/// How many requests ended one way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestCount {
+    /// HTTP method.
+    pub method: String,
+    /// The concrete path sent, without query.
+    pub path: String,
+    /// The scenario's request name.
+    pub name: String,
+    /// Response status, or null when no response arrived.
+    pub status: Option<u16>,
+    /// Error kind, or null when the request succeeded.
+    pub error: Option<ErrorKind>,
+    /// Number of requests.
+    pub count: u64,
+}
+
+/// Statistics over a set of requests.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Requests sent.
+    pub count: u64,
+    /// Requests due but never started.
+    pub not_started: u64,
+    /// Requests in error (any error kind, not-started included).
+    pub errors: u64,
+    /// `errors / (count + not_started)`, 0 when nothing was due.
+    pub error_rate: f64,
+    /// Requests sent per second over `duration_s`.
+    pub achieved_rate: f64,
+    /// Responses per status code (keys are the codes as text).
+    pub statuses: BTreeMap<String, u64>,
+    /// Errors per kind.
+    pub errors_by_kind: BTreeMap<String, u64>,
+    /// Latency of requests that got a response, from their due time.
+    pub latency_ms: Latency,
+}
+
+/// Latency percentiles in milliseconds; null when no response was recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    /// Number of latencies recorded.
+    pub samples: u64,
+    /// Arithmetic mean.
+    pub mean: Option<f64>,
+    /// Median.
+    pub p50: Option<f64>,
+    /// 90th percentile.
+    pub p90: Option<f64>,
+    /// 95th percentile.
+    pub p95: Option<f64>,
+    /// 99th percentile.
+    pub p99: Option<f64>,
+    /// 99.9th percentile.
+    pub p99_9: Option<f64>,
+    /// Largest.
+    pub max: Option<f64>,
+}
+
+/// Statistics of one request name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NamedStats {
+    /// The request name.
+    pub name: String,
+    /// Its HTTP method.
+    pub method: String,
+    /// Its statistics.
+    pub stats: Stats,
+}
+
+/// One threshold's verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThresholdResult {
+    /// The threshold as named in the scenario (`p99_ms`, `error_rate`, `min_rate`, ...).
+    pub name: String,
+    /// The limit: a maximum, except for `min_rate` which is a minimum.
+    pub limit: f64,
+    /// The observed value, or null when there was nothing to measure (which fails).
+    pub observed: Option<f64>,
+    /// True when the threshold held.
+    pub passed: bool,
+}
+
+impl RunReport {
+    /// The report as pretty-printed JSON.
+    pub fn to_json(&self) -> Result<String, serde_json::Error> {
+        serde_json::to_string_pretty(self)
+    }
+}

@@ -1,0 +1,318 @@
+//! Turns a scenario file into a checked [`Scenario`], reporting the first problem with its file,
+//! line, column and field.
+
+use super::error::{SourceMap, key_on_line};
+use super::raw::{RawRequest, RawScenario, RawStage, RawThresholds};
+use super::{
+    Expect, Percentile, RenderContext, RequestSpec, Scenario, ScenarioError, Stage, Target, Template, Thresholds,
+};
+use hyper::Method;
+use hyper::http::uri::PathAndQuery;
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::Duration;
+use toml::Spanned;
+
+/// `content-type` sent with a body when the request does not name one.
+pub(crate) const DEFAULT_CONTENT_TYPE: &str = "application/json";
+
+const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+const MAX_WEIGHT: i64 = 1000;
+
+/// Validation context: the source (for positions) and the file name (for messages).
+struct Checker<'a> {
+    map: SourceMap<'a>,
+    path: &'a Path,
+}
+
+impl Checker<'_> {
+    fn fail<T>(
+        &self,
+        span: std::ops::Range<usize>,
+        field: impl Into<String>,
+        msg: impl Into<String>,
+    ) -> Result<T, ScenarioError> {
+        Err(self
+            .map
+            .error_at(self.path, Some(span.start), Some(field.into()), msg))
+    }
+
+    fn duration(&self, value: &Spanned<String>, field: &str) -> Result<Duration, ScenarioError> {
+        match humantime::parse_duration(value.get_ref().trim()) {
+            Ok(d) if !d.is_zero() => Ok(d),
+            Ok(_) => self.fail(value.span(), field, "a duration must be more than zero"),
+            Err(e) => self.fail(
+                value.span(),
+                field,
+                format!(
+                    "invalid duration `{}` ({e}); write e.g. \"500ms\", \"10s\" or \"1m30s\"",
+                    value.get_ref()
+                ),
+            ),
+        }
+    }
+
+    fn non_negative(&self, value: &Spanned<f64>, field: &str) -> Result<f64, ScenarioError> {
+        let v = *value.get_ref();
+        if v.is_finite() && v >= 0.0 {
+            Ok(v)
+        } else {
+            self.fail(value.span(), field, format!("must be a number >= 0, got {v}"))
+        }
+    }
+
+    fn template(&self, value: &Spanned<String>, field: &str) -> Result<Template, ScenarioError> {
+        Template::parse(value.get_ref()).or_else(|e| self.fail(value.span(), field, e.to_string()))
+    }
+}
+
+/// Parses and checks `source`, which was read from `path`.
+pub(crate) fn parse(source: &str, path: &Path) -> Result<Scenario, ScenarioError> {
+    let checker = Checker {
+        map: SourceMap::new(source),
+        path,
+    };
+    let raw: RawScenario = toml::from_str(source).map_err(|e| toml_error(&checker, &e))?;
+    let name = raw.name.get_ref().trim().to_owned();
+    if name.is_empty() {
+        return checker.fail(raw.name.span(), "name", "the scenario name is empty");
+    }
+    let target = match &raw.target {
+        Some(t) => Some(
+            Target::parse(t.get_ref()).or_else(|e| checker.fail(t.span(), "target", e.to_string()))?,
+        ),
+        None => None,
+    };
+    let start_rate = match &raw.start_rate {
+        Some(r) => Some(checker.non_negative(r, "start_rate")?),
+        None => None,
+    };
+    let max_in_flight = match &raw.max_in_flight {
+        Some(m) if *m.get_ref() == 0 => {
+            return checker.fail(m.span(), "max_in_flight", "must be at least 1");
+        }
+        Some(m) => Some(*m.get_ref() as usize),
+        None => None,
+    };
+    let timeout = match &raw.timeout {
+        Some(t) => Some(checker.duration(t, "timeout")?),
+        None => None,
+    };
+    Ok(Scenario {
+        name,
+        description: raw.description.clone(),
+        file: Some(path.to_path_buf()),
+        target,
+        start_rate,
+        stages: stages(&checker, &raw.stages, start_rate)?,
+        requests: requests(&checker, &raw.requests)?,
+        thresholds: thresholds(&checker, raw.thresholds.as_ref())?,
+        max_in_flight,
+        timeout,
+    })
+}
+
+fn toml_error(checker: &Checker<'_>, error: &toml::de::Error) -> ScenarioError {
+    let offset = error.span().map(|s| s.start);
+    let message = error.message().trim().to_owned();
+    let field = offset
+        .and_then(|o| key_on_line(checker.map.locate(o).2))
+        .filter(|key| !message.contains(&format!("`{key}`")));
+    checker.map.error_at(checker.path, offset, field, message)
+}
+
+fn stages(
+    checker: &Checker<'_>,
+    raw: &Spanned<Vec<RawStage>>,
+    start_rate: Option<f64>,
+) -> Result<Vec<Stage>, ScenarioError> {
+    if raw.get_ref().is_empty() {
+        return checker.fail(raw.span(), "stages", "at least one stage is needed");
+    }
+    let mut out = Vec::with_capacity(raw.get_ref().len());
+    for (i, stage) in raw.get_ref().iter().enumerate() {
+        out.push(Stage {
+            duration: checker.duration(&stage.duration, &format!("stages[{i}].duration"))?,
+            rate: checker.non_negative(&stage.rate, &format!("stages[{i}].rate"))?,
+        });
+    }
+    let silent = start_rate.unwrap_or(0.0) == 0.0 && out.iter().all(|s| s.rate == 0.0);
+    if silent {
+        return checker.fail(raw.span(), "stages", "every rate is 0: the plan sends nothing");
+    }
+    Ok(out)
+}
+
+fn requests(
+    checker: &Checker<'_>,
+    raw: &Spanned<Vec<RawRequest>>,
+) -> Result<Vec<RequestSpec>, ScenarioError> {
+    if raw.get_ref().is_empty() {
+        return checker.fail(raw.span(), "requests", "the request list is empty");
+    }
+    let mut names = HashSet::new();
+    let mut out = Vec::with_capacity(raw.get_ref().len());
+    for (i, req) in raw.get_ref().iter().enumerate() {
+        let spec = request(checker, req, i)?;
+        if !names.insert(spec.name.clone()) {
+            let msg = format!("duplicate request name `{}`", spec.name);
+            return checker.fail(req.name.span(), format!("requests[{i}].name"), msg);
+        }
+        out.push(spec);
+    }
+    Ok(out)
+}
+
+fn request(checker: &Checker<'_>, raw: &RawRequest, i: usize) -> Result<RequestSpec, ScenarioError> {
+    let field = |f: &str| format!("requests[{i}].{f}");
+    let name = raw.name.get_ref().trim().to_owned();
+    if name.is_empty() {
+        return checker.fail(raw.name.span(), field("name"), "the request name is empty");
+    }
+    if !raw.path.get_ref().starts_with('/') {
+        let msg = format!("`{}` must start with `/`", raw.path.get_ref());
+        return checker.fail(raw.path.span(), field("path"), msg);
+    }
+    let path = checker.template(&raw.path, &field("path"))?;
+    check_renders_as_path(checker, &path, &raw.path, &field("path"))?;
+    let body = match &raw.body {
+        Some(b) => Some(checker.template(b, &field("body"))?),
+        None => None,
+    };
+    Ok(RequestSpec {
+        name,
+        method: method(checker, raw.method.as_ref(), &field("method"))?,
+        path,
+        weight: weight(checker, raw.weight.as_ref(), &field("weight"))?,
+        body,
+        content_type: raw
+            .content_type
+            .clone()
+            .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned()),
+        expect: expect(checker, raw.expect.as_ref(), &field("expect"))?,
+    })
+}
+
+/// Renders the template once and checks that the result is a valid request path, so that no
+/// request can fail to build at run time (placeholders only produce digits and hex).
+fn check_renders_as_path(
+    checker: &Checker<'_>,
+    template: &Template,
+    raw: &Spanned<String>,
+    field: &str,
+) -> Result<(), ScenarioError> {
+    let ctx = RenderContext {
+        seq: 0,
+        run_id: "0000000000000000",
+    };
+    let rendered = template.render(ctx, &mut rand::rng());
+    match rendered.parse::<PathAndQuery>() {
+        Ok(_) => Ok(()),
+        Err(e) => checker.fail(
+            raw.span(),
+            field,
+            format!("`{rendered}` is not a valid request path ({e}); percent-encode spaces and special characters"),
+        ),
+    }
+}
+
+fn method(
+    checker: &Checker<'_>,
+    raw: Option<&Spanned<String>>,
+    field: &str,
+) -> Result<Method, ScenarioError> {
+    let Some(raw) = raw else {
+        return Ok(Method::GET);
+    };
+    let upper = raw.get_ref().trim().to_ascii_uppercase();
+    if !METHODS.contains(&upper.as_str()) {
+        let msg = format!(
+            "unknown method `{}`; expected one of {}",
+            raw.get_ref(),
+            METHODS.join(", ")
+        );
+        return checker.fail(raw.span(), field, msg);
+    }
+    Method::from_bytes(upper.as_bytes()).or_else(|e| checker.fail(raw.span(), field, e.to_string()))
+}
+
+fn weight(
+    checker: &Checker<'_>,
+    raw: Option<&Spanned<i64>>,
+    field: &str,
+) -> Result<u32, ScenarioError> {
+    let Some(raw) = raw else { return Ok(1) };
+    match u32::try_from(*raw.get_ref()) {
+        Ok(w) if (1..=MAX_WEIGHT).contains(&i64::from(w)) => Ok(w),
+        _ => checker.fail(
+            raw.span(),
+            field,
+            format!("weight must be from 1 to {MAX_WEIGHT}, got {}", raw.get_ref()),
+        ),
+    }
+}
+
+fn expect(
+    checker: &Checker<'_>,
+    raw: Option<&Spanned<Vec<Spanned<i64>>>>,
+    field: &str,
+) -> Result<Expect, ScenarioError> {
+    let Some(raw) = raw else {
+        return Ok(Expect::Success);
+    };
+    if raw.get_ref().is_empty() {
+        return checker.fail(raw.span(), field, "list at least one status, or leave `expect` out");
+    }
+    let mut statuses = Vec::new();
+    for status in raw.get_ref() {
+        match u16::try_from(*status.get_ref()) {
+            Ok(s) if (100..=599).contains(&s) => statuses.push(s),
+            _ => {
+                let msg = format!("`{}` is not an HTTP status (100..=599)", status.get_ref());
+                return checker.fail(status.span(), field, msg);
+            }
+        }
+    }
+    Ok(Expect::Statuses(statuses))
+}
+
+fn thresholds(
+    checker: &Checker<'_>,
+    raw: Option<&RawThresholds>,
+) -> Result<Thresholds, ScenarioError> {
+    let Some(raw) = raw else {
+        return Ok(Thresholds::default());
+    };
+    let latency = [
+        (Percentile::P50, &raw.p50_ms),
+        (Percentile::P90, &raw.p90_ms),
+        (Percentile::P95, &raw.p95_ms),
+        (Percentile::P99, &raw.p99_ms),
+        (Percentile::P99_9, &raw.p99_9_ms),
+        (Percentile::Max, &raw.max_ms),
+    ];
+    let mut latency_ms = Vec::new();
+    for (p, value) in latency {
+        if let Some(v) = value {
+            let field = format!("thresholds.{}", p.key());
+            latency_ms.push((p, checker.non_negative(v, &field)?));
+        }
+    }
+    let error_rate = match &raw.error_rate {
+        Some(v) if !(0.0..=1.0).contains(v.get_ref()) => {
+            let msg = "a fraction from 0 to 1 (0.01 = 1%)";
+            return checker.fail(v.span(), "thresholds.error_rate", msg);
+        }
+        Some(v) => Some(*v.get_ref()),
+        None => None,
+    };
+    let min_rate = match &raw.min_rate {
+        Some(v) => Some(checker.non_negative(v, "thresholds.min_rate")?),
+        None => None,
+    };
+    Ok(Thresholds {
+        latency_ms,
+        error_rate,
+        min_rate,
+    })
+}

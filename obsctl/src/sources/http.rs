@@ -1,0 +1,419 @@
+//! The HTTP plumbing every HTTP source shares: one client (timeouts, `obsctl/VERSION` user agent,
+//! no proxies), a bounded body read, the [`Evidence`] of each exchange, and [`SourceError`], which
+//! classifies what went wrong the way a user needs to hear it (refused, timed out, an HTTP error
+//! status, an HTML page where JSON was expected, invalid JSON, a body too large).
+
+use std::borrow::Cow;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// The user agent sent with every request.
+pub const USER_AGENT: &str = concat!("obsctl/", env!("CARGO_PKG_VERSION"));
+
+/// Largest body read by default; larger bodies are an error, not an allocation.
+pub const DEFAULT_MAX_BODY: usize = 16 * 1024 * 1024;
+
+/// Characters of a body kept in [`Evidence::body_excerpt`].
+const EXCERPT_CHARS: usize = 300;
+
+/// What one HTTP exchange showed, for a check to put in front of a user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Evidence {
+    /// The full URL asked, query included.
+    pub url: String,
+    /// The HTTP status, when an answer arrived.
+    pub status: Option<u16>,
+    /// The `Content-Type` header, when present.
+    pub content_type: Option<String>,
+    /// The first characters of the body (lossy UTF-8).
+    pub body_excerpt: String,
+    /// Time from sending to the end of the body.
+    pub elapsed_ms: u64,
+}
+
+/// Why a source could not give an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The URL could not be built or parsed.
+    #[error("invalid URL {url}: {reason}")]
+    InvalidUrl {
+        /// The URL given.
+        url: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTP client: {0}")]
+    Client(String),
+    /// Nothing listens there.
+    #[error("connection refused by {url}: is the service running and the address right?")]
+    ConnectRefused {
+        /// The URL asked.
+        url: String,
+    },
+    /// The connection failed for another reason (unreachable, reset, DNS).
+    #[error("cannot connect to {url}: {detail}")]
+    Connect {
+        /// The URL asked.
+        url: String,
+        /// The underlying error.
+        detail: String,
+    },
+    /// No complete answer within the timeout.
+    #[error("no answer from {url} within {timeout:?}")]
+    Timeout {
+        /// The URL asked.
+        url: String,
+        /// The timeout that expired.
+        timeout: Duration,
+    },
+    /// The answer has a non-success status.
+    #[error("{url} answered HTTP {status}: {excerpt}", url = .0.url, status = .0.status.unwrap_or(0), excerpt = .0.body_excerpt)]
+    Status(Evidence),
+    /// An HTML page came back where JSON was expected (a proxy, a login page, an error page).
+    #[error("{url} returned an HTML page where JSON was expected: {excerpt}", url = .0.url, excerpt = .0.body_excerpt)]
+    HtmlPage(Evidence),
+    /// The body is not the JSON expected.
+    #[error("{url} returned invalid JSON ({detail}): {excerpt}", url = .evidence.url, excerpt = .evidence.body_excerpt)]
+    InvalidJson {
+        /// The exchange.
+        evidence: Evidence,
+        /// The parser's complaint.
+        detail: String,
+    },
+    /// The body exceeds the read limit.
+    #[error("{url} returned a body larger than {limit} bytes")]
+    TooLarge {
+        /// The URL asked.
+        url: String,
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// Any other transport failure.
+    #[error("request to {url} failed: {detail}")]
+    Request {
+        /// The URL asked.
+        url: String,
+        /// The underlying error.
+        detail: String,
+    },
+}
+
+impl SourceError {
+    /// The exchange's evidence, for variants that got an answer.
+    pub fn evidence(&self) -> Option<&Evidence> {
+        match self {
+            Self::Status(e) | Self::HtmlPage(e) => Some(e),
+            Self::InvalidJson { evidence, .. } => Some(evidence),
+            _ => None,
+        }
+    }
+
+    /// Whether the source was unreachable (refused, failed to connect, or timed out).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            Self::ConnectRefused { .. } | Self::Connect { .. } | Self::Timeout { .. }
+        )
+    }
+}
+
+/// Client settings.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// Bound on a whole exchange, body included.
+    pub timeout: Duration,
+    /// Bound on establishing the connection.
+    pub connect_timeout: Duration,
+    /// Largest body read.
+    pub max_body: usize,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(3),
+            max_body: DEFAULT_MAX_BODY,
+        }
+    }
+}
+
+/// One HTTP answer, body read in full (within the limit).
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    /// The full URL asked.
+    pub url: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// The `Content-Type` header, when present.
+    pub content_type: Option<String>,
+    /// The body bytes.
+    pub body: Vec<u8>,
+    /// Time from sending to the end of the body.
+    pub elapsed: Duration,
+}
+
+impl HttpResponse {
+    /// Whether the status is 2xx.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The body as text (invalid UTF-8 replaced).
+    pub fn text(&self) -> Cow<'_, str> {
+        String::from_utf8_lossy(&self.body)
+    }
+
+    /// The evidence of this exchange.
+    pub fn evidence(&self) -> Evidence {
+        Evidence {
+            url: self.url.clone(),
+            status: Some(self.status),
+            content_type: self.content_type.clone(),
+            body_excerpt: excerpt(&self.text(), EXCERPT_CHARS),
+            elapsed_ms: u64::try_from(self.elapsed.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+
+    /// Whether the body looks like an HTML page.
+    pub fn is_html(&self) -> bool {
+        let html_type = self
+            .content_type
+            .as_deref()
+            .is_some_and(|ct| ct.to_ascii_lowercase().contains("text/html"));
+        let head: String = self.text().trim_start().chars().take(15).collect();
+        let head = head.to_ascii_lowercase();
+        html_type || head.starts_with("<!doctype html") || head.starts_with("<html")
+    }
+
+    /// Fail with [`SourceError::Status`] unless the status is 2xx.
+    pub fn require_success(self) -> Result<Self, SourceError> {
+        if self.is_success() {
+            Ok(self)
+        } else {
+            Err(SourceError::Status(self.evidence()))
+        }
+    }
+
+    /// Decode the body as JSON `T`. An HTML body is [`SourceError::HtmlPage`]; an undecodable
+    /// body is [`SourceError::Status`] when the status is not 2xx, else
+    /// [`SourceError::InvalidJson`]. The status itself is not checked when the body decodes, so
+    /// APIs that send error bodies with error statuses can be read.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, SourceError> {
+        if self.is_html() {
+            return Err(SourceError::HtmlPage(self.evidence()));
+        }
+        serde_json::from_slice(&self.body).map_err(|e| {
+            if self.is_success() {
+                SourceError::InvalidJson {
+                    evidence: self.evidence(),
+                    detail: e.to_string(),
+                }
+            } else {
+                SourceError::Status(self.evidence())
+            }
+        })
+    }
+}
+
+/// The shared HTTP client.
+#[derive(Debug, Clone)]
+pub struct HttpClient {
+    client: reqwest::Client,
+    options: HttpOptions,
+}
+
+impl HttpClient {
+    /// Build a client with `options`.
+    pub fn new(options: HttpOptions) -> Result<Self, SourceError> {
+        let client = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .timeout(options.timeout)
+            .connect_timeout(options.connect_timeout)
+            .no_proxy()
+            .build()
+            .map_err(|e| SourceError::Client(e.to_string()))?;
+        Ok(Self { client, options })
+    }
+
+    /// The client's settings.
+    pub fn options(&self) -> &HttpOptions {
+        &self.options
+    }
+
+    /// GET `url` with `query` parameters and an optional `Accept` header; any status is `Ok`.
+    pub async fn get(
+        &self,
+        url: &str,
+        query: &[(&str, String)],
+        accept: Option<&str>,
+    ) -> Result<HttpResponse, SourceError> {
+        let mut builder = self.client.get(url).query(query);
+        if let Some(accept) = accept {
+            builder = builder.header(reqwest::header::ACCEPT, accept);
+        }
+        let request = builder.build().map_err(|e| SourceError::InvalidUrl {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let full_url = request.url().to_string();
+        // reqwest's timeout covers the body too; this outer bound is a second line of defence.
+        let bound = self.options.timeout + Duration::from_millis(500);
+        match tokio::time::timeout(bound, self.exchange(request, &full_url)).await {
+            Ok(result) => result,
+            Err(_) => Err(SourceError::Timeout {
+                url: full_url,
+                timeout: self.options.timeout,
+            }),
+        }
+    }
+
+    /// GET `url` and decode a JSON body (see [`HttpResponse::json`]).
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        query: &[(&str, String)],
+    ) -> Result<(T, Evidence), SourceError> {
+        let response = self.get(url, query, Some("application/json")).await?;
+        let value = response.json()?;
+        Ok((value, response.evidence()))
+    }
+
+    async fn exchange(
+        &self,
+        request: reqwest::Request,
+        url: &str,
+    ) -> Result<HttpResponse, SourceError> {
+        let started = Instant::now();
+        let mut response = self
+            .client
+            .execute(request)
+            .await
+            .map_err(|e| self.classify(e, url))?;
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = self.read_body(&mut response, url).await?;
+        Ok(HttpResponse {
+            url: url.to_owned(),
+            status,
+            content_type,
+            body,
+            elapsed: started.elapsed(),
+        })
+    }
+
+    async fn read_body(
+        &self,
+        response: &mut reqwest::Response,
+        url: &str,
+    ) -> Result<Vec<u8>, SourceError> {
+        let limit = self.options.max_body;
+        let too_large = || SourceError::TooLarge {
+            url: url.to_owned(),
+            limit,
+        };
+        if response
+            .content_length()
+            .is_some_and(|len| len > limit as u64)
+        {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.classify(e, url))? {
+            if body.len() + chunk.len() > limit {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+
+    fn classify(&self, error: reqwest::Error, url: &str) -> SourceError {
+        let url = url.to_owned();
+        if error.is_timeout() {
+            return SourceError::Timeout {
+                url,
+                timeout: self.options.timeout,
+            };
+        }
+        if error.is_connect() {
+            if has_io_kind(&error, std::io::ErrorKind::ConnectionRefused) {
+                return SourceError::ConnectRefused { url };
+            }
+            return SourceError::Connect {
+                url,
+                detail: error_chain(&error),
+            };
+        }
+        SourceError::Request {
+            url,
+            detail: error_chain(&error),
+        }
+    }
+}
+
+/// Join a base URL (`http://host:port` or with a path prefix) and an API path.
+pub fn join(base: &str, path: &str) -> String {
+    format!(
+        "{}/{}",
+        base.trim_end_matches('/'),
+        path.trim_start_matches('/')
+    )
+}
+
+/// At most `max` characters of `text`, with an ellipsis when cut.
+pub fn excerpt(text: &str, max: usize) -> String {
+    let mut out: String = text.chars().take(max).collect();
+    if text.chars().nth(max).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+fn has_io_kind(error: &(dyn std::error::Error + 'static), kind: std::io::ErrorKind) -> bool {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && io.kind() == kind
+        {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![error.to_string()];
+    let mut current = error.source();
+    while let Some(e) = current {
+        parts.push(e.to_string());
+        current = e.source();
+    }
+    parts.dedup();
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_handles_slashes() {
+        assert_eq!(join("http://h:1/", "/api/v1/query"), "http://h:1/api/v1/query");
+        assert_eq!(join("http://h:1/prom", "api"), "http://h:1/prom/api");
+    }
+
+    #[test]
+    fn excerpt_cuts_on_characters() {
+        assert_eq!(excerpt("héllo", 2), "hé…");
+        assert_eq!(excerpt("ab", 2), "ab");
+    }
+}

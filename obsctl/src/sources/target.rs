@@ -1,0 +1,130 @@
+//! The target's `/metrics` endpoint: one scrape gives the status, content type, raw body and the
+//! parsed families (or why the body is not exposition text), plus helpers to read a counter or
+//! histogram series by labels.
+
+use super::exposition::{self, Exposition, ExpositionError, HistogramSeries, MetricFamily};
+use super::http::{Evidence, HttpClient, SourceError, join};
+
+/// What Prometheus itself asks for: classic text first, anything else as a fallback.
+pub const ACCEPT: &str = "text/plain;version=0.0.4;q=1,*/*;q=0.1";
+
+/// A target's metrics endpoint.
+#[derive(Debug, Clone)]
+pub struct MetricsEndpoint {
+    client: HttpClient,
+    url: String,
+}
+
+impl MetricsEndpoint {
+    /// The endpoint at `url` exactly (e.g. `http://127.0.0.1:8000/metrics`).
+    pub fn new(client: HttpClient, url: impl Into<String>) -> Self {
+        Self {
+            client,
+            url: url.into(),
+        }
+    }
+
+    /// The `/metrics` endpoint of the service at `base` (e.g. `http://127.0.0.1:8000`).
+    pub fn for_target(client: HttpClient, base: &str) -> Self {
+        Self::new(client, join(base, "/metrics"))
+    }
+
+    /// The URL scraped.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// GET the endpoint. Any 2xx answer is `Ok`, whatever its body (see
+    /// [`MetricsScrape::parsed`]); other statuses are [`SourceError::Status`].
+    pub async fn scrape(&self) -> Result<MetricsScrape, SourceError> {
+        let response = self
+            .client
+            .get(&self.url, &[], Some(ACCEPT))
+            .await?
+            .require_success()?;
+        let parsed = exposition::parse_bytes(&response.body);
+        Ok(MetricsScrape {
+            evidence: response.evidence(),
+            content_type: response.content_type,
+            body: response.body,
+            parsed,
+        })
+    }
+}
+
+/// One scrape of a metrics endpoint.
+#[derive(Debug, Clone)]
+pub struct MetricsScrape {
+    /// URL, status, content type and body excerpt.
+    pub evidence: Evidence,
+    /// The `Content-Type` header, when present.
+    pub content_type: Option<String>,
+    /// The raw body.
+    pub body: Vec<u8>,
+    /// The parsed body, or why it is not exposition text.
+    pub parsed: Result<Exposition, ExpositionError>,
+}
+
+impl MetricsScrape {
+    /// Whether the content type is Prometheus text format: `text/plain`, with `version=0.0.4`
+    /// when a version is given.
+    pub fn content_type_is_prometheus_text(&self) -> bool {
+        self.content_type.as_deref().is_some_and(is_prometheus_text)
+    }
+
+    /// The family named `name`, when the body parsed and has it.
+    pub fn family(&self, name: &str) -> Option<&MetricFamily> {
+        self.parsed.as_ref().ok()?.family(name)
+    }
+
+    /// The summed value of the samples named `sample_name` of family `family` whose labels
+    /// include `matcher` (`None` when the family is absent). For a counter, the family and sample
+    /// names are usually equal (`fastapi_requests_total`).
+    pub fn value(&self, family: &str, sample_name: &str, matcher: &[(&str, &str)]) -> Option<f64> {
+        Some(self.family(family)?.sum_matching(sample_name, matcher))
+    }
+
+    /// The histogram series of family `family` whose labels include `matcher`.
+    pub fn histogram(&self, family: &str, matcher: &[(&str, &str)]) -> Vec<HistogramSeries> {
+        let Some(family) = self.family(family) else {
+            return Vec::new();
+        };
+        family
+            .histogram_series()
+            .into_iter()
+            .filter(|s| {
+                matcher
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).is_some_and(|have| have == v))
+            })
+            .collect()
+    }
+}
+
+/// Whether a `Content-Type` value names Prometheus text format 0.0.4.
+pub fn is_prometheus_text(content_type: &str) -> bool {
+    let mut parts = content_type.split(';').map(str::trim);
+    let media = parts.next().unwrap_or_default();
+    if !media.eq_ignore_ascii_case("text/plain") {
+        return false;
+    }
+    parts
+        .filter_map(|p| p.split_once('='))
+        .filter(|(k, _)| k.trim().eq_ignore_ascii_case("version"))
+        .all(|(_, v)| v.trim().trim_matches('"') == "0.0.4")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_prometheus_text;
+
+    #[test]
+    fn prometheus_text_content_types() {
+        assert!(is_prometheus_text("text/plain; version=0.0.4; charset=utf-8"));
+        assert!(is_prometheus_text("text/plain"));
+        assert!(is_prometheus_text("Text/Plain;charset=utf-8"));
+        assert!(!is_prometheus_text("application/json"));
+        assert!(!is_prometheus_text("text/plain; version=1.0.0"));
+        assert!(!is_prometheus_text("application/openmetrics-text; version=1.0.0"));
+    }
+}

@@ -1,0 +1,11 @@
+//! Integration tests for obsctl's sources: each adapter against a real server where one runs
+//! here (the embedded OTLP receiver, Prometheus) and against local HTTP servers replaying the
+//! documented response bodies of Loki, Tempo and Prometheus.
+
+mod exposition;
+mod helpers;
+mod http;
+mod otlp;
+mod prometheus;
+mod real_prometheus;
+mod target;
