@@ -48,9 +48,7 @@ impl HttpMetrics {
         )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(duration.clone()))?;
-        registry.register(Box::new(
-            prometheus::process_collector::ProcessCollector::for_self(),
-        ))?;
+        registry.register(Box::new(super::process::ProcessMetrics::for_self()?))?;
         Ok(Self {
             registry,
             requests,
