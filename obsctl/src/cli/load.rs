@@ -25,7 +25,7 @@ How it measures:
   requests, and its latency is counted from that due time, so a server that stalls shows the
   stall in every request that had to wait (no coordinated omission, as in wrk2). At most
   --max-in-flight requests run at once; time spent waiting for a free slot counts as latency,
-  and a request still waiting when its timeout passes is counted as `not_started`.
+  and a request that waited longer than --timeout for a slot is counted as `not_started`.
   --rps max: closed loop, each in-flight slot sends its next request as soon as the previous
   one ends (like wrk); latency is counted from the send. Use it for capacity, not latency.
 
@@ -72,7 +72,8 @@ pub struct LoadArgs {
     /// Most requests in flight at once [default: 256]. Waiting for a slot counts as latency.
     #[arg(long, value_name = "N")]
     pub max_in_flight: Option<usize>,
-    /// Per-request timeout counted from the request's due time [default: 5s].
+    /// Per-request timeout [default: 5s]: the longest a sent request waits for its response,
+    /// and the longest a due request waits for a free slot before it counts as not started.
     #[arg(long, value_name = "D", value_parser = humantime::parse_duration)]
     pub timeout: Option<Duration>,
     /// Write the JSON run report (schema: obsctl/schema/run-report.schema.json) to FILE.
@@ -138,7 +139,10 @@ fn scenario(args: &LoadArgs) -> anyhow::Result<Scenario> {
         Some(Rate::PerSecond(r)) => r,
         _ => DEFAULT_RATE,
     };
-    Ok(Scenario::plain_get(rate, args.duration.unwrap_or(DEFAULT_DURATION)))
+    Ok(Scenario::plain_get(
+        rate,
+        args.duration.unwrap_or(DEFAULT_DURATION),
+    ))
 }
 
 fn check_writable(path: &Path) -> anyhow::Result<()> {

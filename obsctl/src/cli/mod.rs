@@ -2,7 +2,9 @@
 //! subcommand. Each subcommand lives in its own module (`load.rs`, ...) with its arguments and
 //! its `run`; adding one means a variant in [`Command`] and an arm in [`run`].
 
+pub mod check;
 pub mod load;
+pub mod verify;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -22,8 +24,10 @@ pub mod exit {
 /// obsctl: replay traffic against a service and prove that its metrics, logs and traces work.
 #[derive(Debug, Parser)]
 #[command(name = "obsctl", version, propagate_version = true)]
-#[command(after_help = "Exit codes: 0 ok, 1 a threshold or check failed, 2 usage, \
-    configuration or runtime error, 130 interrupted (Ctrl-C).")]
+#[command(
+    after_help = "Exit codes: 0 ok, 1 a threshold or check failed, 2 usage, \
+    configuration or runtime error, 130 interrupted (Ctrl-C)."
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -35,6 +39,10 @@ pub struct Cli {
 pub enum Command {
     /// Replay a traffic scenario at a precise rate and report honest latency.
     Load(load::LoadArgs),
+    /// Run the Part 6 checklist against live sources (/metrics, Prometheus, Loki, Tempo, logs).
+    Check(check::CheckArgs),
+    /// Start the service, an OTLP receiver and Prometheus, replay a scenario, run every check.
+    Verify(verify::VerifyArgs),
 }
 
 /// Runs the parsed command line and returns the process exit code. Errors (exit code 2) are
@@ -47,6 +55,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         match cli.command {
             Command::Load(args) => load::run(args).await,
+            Command::Check(args) => check::run(args).await,
+            Command::Verify(args) => verify::run(args).await,
         }
     })
 }

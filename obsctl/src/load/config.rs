@@ -9,7 +9,7 @@ use std::time::Duration;
 
 /// Default cap on requests in flight at once.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
-/// Default per-request timeout, counted from the request's due time.
+/// Default per-request timeout (for a free slot, then for the response).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A requested rate: a number of requests per second, or `max` (closed loop).
@@ -113,7 +113,8 @@ pub struct LoadConfig {
     pub plan: Plan,
     /// Cap on requests in flight; waiting for it counts as latency.
     pub max_in_flight: usize,
-    /// Per-request timeout, counted from the due time.
+    /// Per-request timeout: the longest a due request waits for a free slot (then it is counted
+    /// as not started), and the longest a sent request waits for its response.
     pub timeout: Duration,
     /// This run's id (fresh per run unless a caller sets it).
     pub run_id: RunId,
@@ -136,7 +137,10 @@ impl LoadConfig {
         if max_in_flight == 0 {
             return Err(ConfigError::Zero("--max-in-flight"));
         }
-        let timeout = overrides.timeout.or(scenario.timeout).unwrap_or(DEFAULT_TIMEOUT);
+        let timeout = overrides
+            .timeout
+            .or(scenario.timeout)
+            .unwrap_or(DEFAULT_TIMEOUT);
         if timeout.is_zero() {
             return Err(ConfigError::Zero("--timeout"));
         }

@@ -10,6 +10,7 @@ use super::client::{ClientError, Connection};
 use super::mix::Mix;
 use super::sample::{ErrorKind, Outcome, Sample};
 use super::schedule::Schedule;
+use super::sink::{Batch, SampleSink};
 use super::tagging::{RUN_ID_HEADER, RunId};
 use crate::scenario::{RenderContext, RequestSpec, Target};
 use bytes::Bytes;
@@ -20,8 +21,8 @@ use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
@@ -127,12 +128,13 @@ fn wait_until(due: Instant, stop: &StopSignal) -> bool {
 pub(crate) async fn open_worker(
     shared: Arc<Shared>,
     queue: async_channel::Receiver<Due>,
-    samples: mpsc::UnboundedSender<Sample>,
+    samples: mpsc::UnboundedSender<Batch>,
 ) {
     let mut worker = Worker::new(shared);
+    let mut sink = SampleSink::new(samples);
     while let Ok(due) = queue.recv().await {
         let sample = worker.execute(due).await;
-        if samples.send(sample).is_err() {
+        if !sink.push(sample, queue.is_empty()) {
             break;
         }
     }
@@ -143,9 +145,10 @@ pub(crate) async fn closed_worker(
     shared: Arc<Shared>,
     next_seq: Arc<AtomicU64>,
     end: Instant,
-    samples: mpsc::UnboundedSender<Sample>,
+    samples: mpsc::UnboundedSender<Batch>,
 ) {
     let mut worker = Worker::new(shared);
+    let mut sink = SampleSink::new(samples);
     while Instant::now() < end && !worker.shared.stop.is_stopped() {
         let seq = next_seq.fetch_add(1, Ordering::Relaxed);
         let due = Due {
@@ -153,7 +156,7 @@ pub(crate) async fn closed_worker(
             scheduled: Instant::now(),
         };
         let sample = worker.execute(due).await;
-        if samples.send(sample).is_err() {
+        if !sink.push(sample, false) {
             break;
         }
     }
@@ -182,7 +185,9 @@ impl Worker {
     async fn execute(&mut self, due: Due) -> Sample {
         let index = self.shared.mix.pick(due.seq);
         let (request, path) = self.build(index, due.seq);
-        let deadline = due.scheduled + self.shared.timeout;
+        // A request may wait up to one timeout for a free slot, then up to one timeout for its
+        // response once sent.
+        let start_by = due.scheduled + self.shared.timeout;
         let mut sample = Sample {
             seq: due.seq,
             request: index,
@@ -195,7 +200,7 @@ impl Worker {
                 error: Some(ErrorKind::NotStarted),
             },
         };
-        if sample.end >= deadline || self.shared.stop.is_stopped() {
+        if sample.end >= start_by || self.shared.stop.is_stopped() {
             return sample;
         }
         let Some(request) = request else {
@@ -203,13 +208,19 @@ impl Worker {
             sample.outcome.error = Some(ErrorKind::Io);
             return sample;
         };
-        sample.sent = Some(Instant::now());
-        sample.outcome = self.send(request, deadline, index).await;
+        let sent = Instant::now();
+        sample.sent = Some(sent);
+        sample.outcome = self.send(request, sent + self.shared.timeout, index).await;
         sample.end = Instant::now();
         sample
     }
 
-    async fn send(&mut self, request: Request<Full<Bytes>>, deadline: Instant, index: usize) -> Outcome {
+    async fn send(
+        &mut self,
+        request: Request<Full<Bytes>>,
+        deadline: Instant,
+        index: usize,
+    ) -> Outcome {
         let mut stop = self.stop.clone();
         let exchange = exchange(&mut self.connection, self.shared.addr, request);
         let result = tokio::select! {

@@ -47,7 +47,12 @@ impl Run<'_> {
             seq_count: self.seq_count,
             scenario: ScenarioInfo {
                 name: self.config.scenario.name.clone(),
-                file: self.config.scenario.file.as_ref().map(|p| p.display().to_string()),
+                file: self
+                    .config
+                    .scenario
+                    .file
+                    .as_ref()
+                    .map(|p| p.display().to_string()),
             },
             target: self.config.target.to_string(),
             model: model(&self.config.plan),

@@ -13,7 +13,10 @@ pub struct Mix {
 impl Mix {
     /// The cycle for `requests` (weights are at most 1000 each, so the cycle stays small).
     pub fn new(requests: &[RequestSpec]) -> Self {
-        let weights: Vec<i64> = requests.iter().map(|r| i64::from(r.weight.max(1))).collect();
+        let weights: Vec<i64> = requests
+            .iter()
+            .map(|r| i64::from(r.weight.max(1)))
+            .collect();
         let total: i64 = weights.iter().sum();
         let mut current = vec![0i64; weights.len()];
         let mut cycle = Vec::with_capacity(usize::try_from(total).unwrap_or(0));

@@ -16,6 +16,7 @@ pub mod mix;
 pub mod progress;
 pub mod sample;
 pub mod schedule;
+mod sink;
 pub mod stats;
 pub mod tagging;
 
@@ -28,6 +29,7 @@ use engine::{Due, Shared, StopSignal};
 use mix::Mix;
 use progress::{Progress, Snapshot};
 use schedule::Schedule;
+use sink::Batch;
 use stats::Aggregator;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -52,9 +54,9 @@ pub enum LoadError {
         /// The resolver's error.
         source: std::io::Error,
     },
-    /// The runtime failed to run the dispatcher thread.
-    #[error("the dispatcher thread failed: {0}")]
-    Dispatcher(#[from] tokio::task::JoinError),
+    /// The dispatcher thread or the collector task failed.
+    #[error("an internal task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 /// Runs `config` until its plan ends or `shutdown` completes (then in-flight requests are
@@ -79,8 +81,10 @@ pub async fn run(
     let wall_start = SystemTime::now();
     let dispatcher = spawn_traffic(&config, &shared, start, samples_tx);
     let progress = Progress::new(config.progress, config.plan.duration());
-    let (aggregator, times) = collect(samples_rx, &config, start, &progress).await;
-    progress.finish();
+    // The collector runs as a task so that batches are handed over between runtime threads
+    // rather than to the thread blocked in `block_on`.
+    let requests = config.scenario.requests.len();
+    let (aggregator, times) = tokio::spawn(collect(samples_rx, requests, start, progress)).await?;
     let assigned = match dispatcher {
         Some(handle) => handle.await?,
         None => aggregator.sent() + aggregator.not_started(),
@@ -134,13 +138,14 @@ fn spawn_traffic(
     config: &LoadConfig,
     shared: &Arc<Shared>,
     start: Instant,
-    samples: mpsc::UnboundedSender<Sample>,
+    samples: mpsc::UnboundedSender<Batch>,
 ) -> Option<tokio::task::JoinHandle<u64>> {
     match &config.plan {
         Plan::Open { start_rate, stages } => {
             let (queue_tx, queue_rx) = async_channel::bounded::<Due>(config.max_in_flight);
             for _ in 0..config.max_in_flight {
-                let worker = engine::open_worker(Arc::clone(shared), queue_rx.clone(), samples.clone());
+                let worker =
+                    engine::open_worker(Arc::clone(shared), queue_rx.clone(), samples.clone());
                 tokio::spawn(worker);
             }
             let schedule = Schedule::new(*start_rate, stages);
@@ -174,22 +179,25 @@ struct Times {
 
 /// Consumes samples until every worker has finished, refreshing the progress display.
 async fn collect(
-    mut samples: mpsc::UnboundedReceiver<Sample>,
-    config: &LoadConfig,
+    mut batches: mpsc::UnboundedReceiver<Batch>,
+    requests: usize,
     start: Instant,
-    progress: &Progress,
+    progress: Progress,
 ) -> (Aggregator, Times) {
-    let mut aggregator = Aggregator::new(config.scenario.requests.len());
+    let mut aggregator = Aggregator::new(requests);
     let mut times = Times::default();
     let mut tick = tokio::time::interval(PROGRESS_EVERY);
-    // Bounded: the workers end with the plan plus one timeout, and then the channel closes.
+    // Bounded: the workers end with the plan plus two timeouts (slot, response), then the
+    // channel closes.
     loop {
         tokio::select! {
-            sample = samples.recv() => {
-                let Some(sample) = sample else { break };
-                times.last_sent = times.last_sent.max(sample.sent);
-                times.last_end = times.last_end.max(Some(sample.end));
-                aggregator.record(sample);
+            batch = batches.recv() => {
+                let Some(batch) = batch else { break };
+                for sample in batch {
+                    times.last_sent = times.last_sent.max(sample.sent);
+                    times.last_end = times.last_end.max(Some(sample.end));
+                    aggregator.record(sample);
+                }
             }
             _ = tick.tick() => progress.update(Snapshot {
                 elapsed: start.elapsed(),
@@ -199,5 +207,6 @@ async fn collect(
             }),
         }
     }
+    progress.finish();
     (aggregator, times)
 }

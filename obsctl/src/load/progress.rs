@@ -31,7 +31,9 @@ impl Progress {
         if !wanted || !std::io::stderr().is_terminal() {
             return Self { bar: None };
         }
-        let total = u64::try_from(planned.as_millis()).unwrap_or(u64::MAX).max(1);
+        let total = u64::try_from(planned.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
         let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
         let style = ProgressStyle::with_template("{bar:30.cyan/blue} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -44,8 +46,14 @@ impl Progress {
     pub fn update(&self, s: Snapshot) {
         let Some(bar) = &self.bar else { return };
         let secs = s.elapsed.as_secs_f64();
-        let rate = if secs > 0.0 { s.sent as f64 / secs } else { 0.0 };
-        let p99 = s.p99_ms.map_or_else(|| "-".to_owned(), |v| format!("{v:.2} ms"));
+        let rate = if secs > 0.0 {
+            s.sent as f64 / secs
+        } else {
+            0.0
+        };
+        let p99 = s
+            .p99_ms
+            .map_or_else(|| "-".to_owned(), |v| format!("{v:.2} ms"));
         bar.set_position(u64::try_from(s.elapsed.as_millis()).unwrap_or(u64::MAX));
         bar.set_message(format!(
             "{secs:6.1} s  {rate:9.1} req/s  {} sent  {} errors  p99 {p99}",

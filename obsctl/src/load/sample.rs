@@ -48,14 +48,14 @@ pub struct Outcome {
 pub enum ErrorKind {
     /// The TCP connection could not be opened.
     Connect,
-    /// No complete response within the per-request timeout (counted from the due time).
+    /// No complete response within the per-request timeout after the request was sent.
     Timeout,
     /// A response arrived with a status the scenario does not expect.
     UnexpectedStatus,
     /// The connection failed mid-request, or the response was not valid HTTP.
     Io,
-    /// The request never started: it was still waiting for the in-flight cap when its timeout
-    /// passed, or the run was stopped.
+    /// The request never started: it waited for a free in-flight slot for longer than the
+    /// timeout, or the run was stopped while it waited.
     NotStarted,
     /// The run was stopped (Ctrl-C) while the request was in flight.
     Cancelled,

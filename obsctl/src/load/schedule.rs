@@ -134,7 +134,9 @@ mod tests {
 
     #[test]
     fn sequence_numbers_count_from_zero() {
-        let seqs: Vec<u64> = Schedule::new(None, &[stage(1.0, 3.0)]).map(|(s, _)| s).collect();
+        let seqs: Vec<u64> = Schedule::new(None, &[stage(1.0, 3.0)])
+            .map(|(s, _)| s)
+            .collect();
         assert_eq!(seqs, vec![0, 1, 2]);
     }
 
@@ -150,7 +152,10 @@ mod tests {
 
     #[test]
     fn stages_follow_each_other() {
-        let due = offsets(None, &[stage(1.0, 10.0), stage(1.0, 10.0), stage(1.0, 50.0)]);
+        let due = offsets(
+            None,
+            &[stage(1.0, 10.0), stage(1.0, 10.0), stage(1.0, 50.0)],
+        );
         assert_eq!(due.iter().filter(|t| **t < 2.0).count(), 20);
         // Third stage ramps 10 -> 50: 30 requests.
         assert_eq!(due.len(), 50);
@@ -159,7 +164,15 @@ mod tests {
 
     #[test]
     fn zero_rate_stage_is_a_pause() {
-        let due = offsets(None, &[stage(1.0, 2.0), stage(1.0, 0.0), stage(1.0, 0.0), stage(1.0, 2.0)]);
+        let due = offsets(
+            None,
+            &[
+                stage(1.0, 2.0),
+                stage(1.0, 0.0),
+                stage(1.0, 0.0),
+                stage(1.0, 2.0),
+            ],
+        );
         assert!(due.iter().all(|t| !(2.0..3.0).contains(t)), "{due:?}");
     }
 

@@ -47,7 +47,8 @@ impl Bucket {
         if let Some(status) = sample.outcome.status {
             *self.statuses.entry(status).or_default() += 1;
             let micros = u64::try_from(sample.latency().as_micros()).unwrap_or(u64::MAX);
-            self.histogram.saturating_record(micros.clamp(1, MAX_LATENCY_US));
+            self.histogram
+                .saturating_record(micros.clamp(1, MAX_LATENCY_US));
         }
         if let Some(kind) = sample.outcome.error {
             self.errors += 1;
@@ -174,7 +175,10 @@ impl Aggregator {
 
     /// Statistics per request kind, in scenario order.
     pub fn per_request(&self, duration_s: f64) -> Vec<Stats> {
-        self.per_request.iter().map(|b| b.stats(duration_s)).collect()
+        self.per_request
+            .iter()
+            .map(|b| b.stats(duration_s))
+            .collect()
     }
 
     /// Per-outcome counts, sorted by name, method, path, status and error.

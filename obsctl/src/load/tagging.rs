@@ -37,13 +37,37 @@ impl RunId {
 
     /// The `traceparent` header value of request `seq`, with a fresh random span id.
     pub fn traceparent(self, seq: u64) -> String {
-        format!("00-{self}{seq:016x}-{:016x}-01", nonzero_random())
+        let bytes = self.traceparent_bytes(seq, nonzero_random());
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// `00-{run_id}{seq:016x}-{span_id:016x}-01` as bytes, without allocating; a zero
+    /// `span_id` (invalid in W3C trace context) is sent as 1.
+    pub fn traceparent_bytes(self, seq: u64, span_id: u64) -> [u8; 55] {
+        let mut out = [b'0'; 55];
+        out[2] = b'-';
+        out[35] = b'-';
+        out[52] = b'-';
+        out[54] = b'1';
+        hex16(self.0, &mut out[3..19]);
+        hex16(seq, &mut out[19..35]);
+        hex16(span_id.max(1), &mut out[36..52]);
+        out
     }
 }
 
 impl fmt::Display for RunId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:016x}", self.0)
+    }
+}
+
+/// Writes `value` as 16 lowercase hex digits into `out` (which has 16 bytes).
+fn hex16(value: u64, out: &mut [u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (i, byte) in out.iter_mut().enumerate().take(16) {
+        let shift = 60 - 4 * i;
+        *byte = DIGITS[((value >> shift) & 0xf) as usize];
     }
 }
 

@@ -43,8 +43,8 @@ pub struct RunReport {
     pub interrupted: bool,
     /// Requests handed to a connection (whatever their outcome).
     pub requests_sent: u64,
-    /// Requests that were due but never started (still waiting for the in-flight cap at their
-    /// timeout, or when the run stopped). Counted as errors, never hidden.
+    /// Requests that were due but never started (they waited for a free in-flight slot longer
+    /// than the timeout, or the run stopped). Counted as errors, never hidden.
     pub requests_not_started: u64,
     /// Counts per (name, method, concrete path, status, error). Entries whose error is
     /// `not_started` or `connect` never reached the target.
@@ -91,7 +91,8 @@ pub struct PlanInfo {
     pub stages: Vec<StageInfo>,
     /// The in-flight cap.
     pub max_in_flight: u64,
-    /// Per-request timeout in milliseconds, counted from the due time.
+    /// Per-request timeout in milliseconds: the longest a due request waits for a free slot, and
+    /// the longest a sent request waits for its response.
     pub timeout_ms: f64,
 }
 

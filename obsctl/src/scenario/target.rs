@@ -69,7 +69,10 @@ impl Target {
         if url.query().is_some() || url.fragment().is_some() {
             return Err(shape("a target cannot have a query or fragment"));
         }
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
         let port = url.port_or_known_default().unwrap_or(80);
         let base_path = url.path().trim_end_matches('/').to_owned();
         Ok(Self {
@@ -120,12 +123,20 @@ mod tests {
         let t = t.as_ref();
         assert_eq!(t.map(|t| t.port()), Some(8000));
         assert_eq!(t.map(|t| t.authority()).as_deref(), Some("127.0.0.1:8000"));
-        assert_eq!(t.map(|t| t.request_target("/health")).as_deref(), Some("/prefix/health"));
+        assert_eq!(
+            t.map(|t| t.request_target("/health")).as_deref(),
+            Some("/prefix/health")
+        );
     }
 
     #[test]
     fn refuses_https_with_a_clear_reason() {
-        let err = Target::parse("https://example.test").err().map(|e| e.to_string());
-        assert!(err.unwrap_or_default().contains("https targets are not supported yet"));
+        let err = Target::parse("https://example.test")
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            err.unwrap_or_default()
+                .contains("https targets are not supported yet")
+        );
     }
 }

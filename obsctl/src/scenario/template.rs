@@ -127,7 +127,9 @@ fn parse_placeholder(inner: &str, position: usize) -> Result<Segment, TemplateEr
     };
     let (low, high) = (parse(low)?, parse(high)?);
     if low > high {
-        return Err(error(format!("empty range `random:{range}`: {low} > {high}")));
+        return Err(error(format!(
+            "empty range `random:{range}`: {low} > {high}"
+        )));
     }
     Ok(Segment::Random { low, high })
 }
@@ -143,12 +145,17 @@ mod tests {
             seq,
             run_id: "0123456789abcdef",
         };
-        Template::parse(text).map(|t| t.render(ctx, &mut rng)).unwrap_or_default()
+        Template::parse(text)
+            .map(|t| t.render(ctx, &mut rng))
+            .unwrap_or_default()
     }
 
     #[test]
     fn renders_sequence_and_run_id() {
-        assert_eq!(render("/u/{{seq}}/{{ run_id }}", 42), "/u/42/0123456789abcdef");
+        assert_eq!(
+            render("/u/{{seq}}/{{ run_id }}", 42),
+            "/u/42/0123456789abcdef"
+        );
     }
 
     #[test]
@@ -161,13 +168,22 @@ mod tests {
 
     #[test]
     fn rejects_unclosed_unknown_and_empty_placeholders() {
-        for bad in ["/u/{{seq", "/u/{{nope}}", "{{random:5..1}}", "{{random:a..b}}"] {
+        for bad in [
+            "/u/{{seq",
+            "/u/{{nope}}",
+            "{{random:5..1}}",
+            "{{random:a..b}}",
+        ] {
             assert!(Template::parse(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn text_without_placeholders_is_constant() {
-        assert!(Template::parse("/health").map(|t| t.is_constant()).unwrap_or(false));
+        assert!(
+            Template::parse("/health")
+                .map(|t| t.is_constant())
+                .unwrap_or(false)
+        );
     }
 }

@@ -4,7 +4,8 @@
 use super::error::{SourceMap, key_on_line};
 use super::raw::{RawRequest, RawScenario, RawStage, RawThresholds};
 use super::{
-    Expect, Percentile, RenderContext, RequestSpec, Scenario, ScenarioError, Stage, Target, Template, Thresholds,
+    Expect, Percentile, RenderContext, RequestSpec, Scenario, ScenarioError, Stage, Target,
+    Template, Thresholds,
 };
 use hyper::Method;
 use hyper::http::uri::PathAndQuery;
@@ -57,7 +58,11 @@ impl Checker<'_> {
         if v.is_finite() && v >= 0.0 {
             Ok(v)
         } else {
-            self.fail(value.span(), field, format!("must be a number >= 0, got {v}"))
+            self.fail(
+                value.span(),
+                field,
+                format!("must be a number >= 0, got {v}"),
+            )
         }
     }
 
@@ -79,7 +84,8 @@ pub(crate) fn parse(source: &str, path: &Path) -> Result<Scenario, ScenarioError
     }
     let target = match &raw.target {
         Some(t) => Some(
-            Target::parse(t.get_ref()).or_else(|e| checker.fail(t.span(), "target", e.to_string()))?,
+            Target::parse(t.get_ref())
+                .or_else(|e| checker.fail(t.span(), "target", e.to_string()))?,
         ),
         None => None,
     };
@@ -138,7 +144,11 @@ fn stages(
     }
     let silent = start_rate.unwrap_or(0.0) == 0.0 && out.iter().all(|s| s.rate == 0.0);
     if silent {
-        return checker.fail(raw.span(), "stages", "every rate is 0: the plan sends nothing");
+        return checker.fail(
+            raw.span(),
+            "stages",
+            "every rate is 0: the plan sends nothing",
+        );
     }
     Ok(out)
 }
@@ -163,7 +173,11 @@ fn requests(
     Ok(out)
 }
 
-fn request(checker: &Checker<'_>, raw: &RawRequest, i: usize) -> Result<RequestSpec, ScenarioError> {
+fn request(
+    checker: &Checker<'_>,
+    raw: &RawRequest,
+    i: usize,
+) -> Result<RequestSpec, ScenarioError> {
     let field = |f: &str| format!("requests[{i}].{f}");
     let name = raw.name.get_ref().trim().to_owned();
     if name.is_empty() {
@@ -247,7 +261,10 @@ fn weight(
         _ => checker.fail(
             raw.span(),
             field,
-            format!("weight must be from 1 to {MAX_WEIGHT}, got {}", raw.get_ref()),
+            format!(
+                "weight must be from 1 to {MAX_WEIGHT}, got {}",
+                raw.get_ref()
+            ),
         ),
     }
 }
@@ -261,7 +278,11 @@ fn expect(
         return Ok(Expect::Success);
     };
     if raw.get_ref().is_empty() {
-        return checker.fail(raw.span(), field, "list at least one status, or leave `expect` out");
+        return checker.fail(
+            raw.span(),
+            field,
+            "list at least one status, or leave `expect` out",
+        );
     }
     let mut statuses = Vec::new();
     for status in raw.get_ref() {

@@ -219,6 +219,19 @@ impl HttpResponse {
     }
 }
 
+impl HttpResponse {
+    /// Like [`HttpResponse::json`], and a decodable body with a non-2xx status is
+    /// [`SourceError::Status`] too.
+    pub fn json_success<T: DeserializeOwned>(&self) -> Result<T, SourceError> {
+        let value = self.json()?;
+        if self.is_success() {
+            Ok(value)
+        } else {
+            Err(SourceError::Status(self.evidence()))
+        }
+    }
+}
+
 /// The shared HTTP client.
 #[derive(Debug, Clone)]
 pub struct HttpClient {
@@ -407,7 +420,10 @@ mod tests {
 
     #[test]
     fn join_handles_slashes() {
-        assert_eq!(join("http://h:1/", "/api/v1/query"), "http://h:1/api/v1/query");
+        assert_eq!(
+            join("http://h:1/", "/api/v1/query"),
+            "http://h:1/api/v1/query"
+        );
         assert_eq!(join("http://h:1/prom", "api"), "http://h:1/prom/api");
     }
 

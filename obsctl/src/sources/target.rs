@@ -120,11 +120,15 @@ mod tests {
 
     #[test]
     fn prometheus_text_content_types() {
-        assert!(is_prometheus_text("text/plain; version=0.0.4; charset=utf-8"));
+        assert!(is_prometheus_text(
+            "text/plain; version=0.0.4; charset=utf-8"
+        ));
         assert!(is_prometheus_text("text/plain"));
         assert!(is_prometheus_text("Text/Plain;charset=utf-8"));
         assert!(!is_prometheus_text("application/json"));
         assert!(!is_prometheus_text("text/plain; version=1.0.0"));
-        assert!(!is_prometheus_text("application/openmetrics-text; version=1.0.0"));
+        assert!(!is_prometheus_text(
+            "application/openmetrics-text; version=1.0.0"
+        ));
     }
 }

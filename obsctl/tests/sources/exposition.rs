@@ -24,12 +24,17 @@ process_cpu_seconds_total 0.42
 #[test]
 fn route_template_label_values_with_braces_are_kept() {
     let exp = parse(CONTRACT_BODY).expect("valid body");
-    let requests = exp.family("fastapi_requests_total").expect("counter family");
+    let requests = exp
+        .family("fastapi_requests_total")
+        .expect("counter family");
     assert_eq!(requests.kind, MetricType::Counter);
     assert_eq!(requests.help.as_deref(), Some("Total HTTP requests"));
     assert_eq!(requests.samples.len(), 3);
     assert_eq!(
-        requests.sum_matching("fastapi_requests_total", &[("path", "/api/users/{user_id}")]),
+        requests.sum_matching(
+            "fastapi_requests_total",
+            &[("path", "/api/users/{user_id}")]
+        ),
         7.0
     );
     assert_eq!(requests.sum_matching("fastapi_requests_total", &[]), 10.0);
@@ -40,8 +45,14 @@ fn route_template_label_values_with_braces_are_kept() {
 #[test]
 fn histogram_suffixes_are_grouped_under_their_family() {
     let exp = parse(CONTRACT_BODY).expect("valid body");
-    assert_eq!(exp.families.len(), 3, "no stray _bucket/_sum/_count families");
-    let hist = exp.family("fastapi_request_duration_seconds").expect("histogram");
+    assert_eq!(
+        exp.families.len(),
+        3,
+        "no stray _bucket/_sum/_count families"
+    );
+    let hist = exp
+        .family("fastapi_request_duration_seconds")
+        .expect("histogram");
     assert_eq!(hist.kind, MetricType::Histogram);
     let series = hist.histogram_series();
     assert_eq!(series.len(), 1);
@@ -77,7 +88,10 @@ fn special_values_and_exponents_parse() {
     assert_eq!(value("c"), f64::NEG_INFINITY);
     assert_eq!(value("d"), 0.0015);
     assert_eq!(value("e"), -200.0);
-    assert_eq!(exp.family("f").expect("f").samples[0].timestamp_ms, Some(-5));
+    assert_eq!(
+        exp.family("f").expect("f").samples[0].timestamp_ms,
+        Some(-5)
+    );
     assert_eq!(value("g"), 3.0);
     assert_eq!(exp.family("a").expect("a").kind, MetricType::Untyped);
 }
@@ -97,7 +111,11 @@ fn a_json_encoded_string_body_is_diagnosed() {
     // The spec's sample returns generate_latest() from a FastAPI route: JSON, not text.
     let body = "\"# HELP fastapi_requests_total Total\\n# TYPE fastapi_requests_total counter\\n\"";
     assert_eq!(parse(body), Err(ExpositionError::JsonString));
-    assert!(ExpositionError::JsonString.to_string().contains("JSON-encoded string"));
+    assert!(
+        ExpositionError::JsonString
+            .to_string()
+            .contains("JSON-encoded string")
+    );
 }
 
 #[test]
@@ -107,11 +125,17 @@ fn html_json_and_empty_bodies_are_errors() {
         Err(ExpositionError::Html)
     );
     assert_eq!(parse("<html>oops</html>"), Err(ExpositionError::Html));
-    assert_eq!(parse("{\"detail\":\"Not Found\"}"), Err(ExpositionError::Json));
+    assert_eq!(
+        parse("{\"detail\":\"Not Found\"}"),
+        Err(ExpositionError::Json)
+    );
     assert_eq!(parse(""), Err(ExpositionError::Empty));
     assert_eq!(parse("  \n\n"), Err(ExpositionError::Empty));
     assert_eq!(parse("# just a comment\n"), Err(ExpositionError::Empty));
-    assert!(matches!(parse_bytes(b"m 1\n\xff\xfe"), Err(ExpositionError::NotUtf8 { offset: 4 })));
+    assert!(matches!(
+        parse_bytes(b"m 1\n\xff\xfe"),
+        Err(ExpositionError::NotUtf8 { offset: 4 })
+    ));
 }
 
 #[test]
@@ -130,7 +154,11 @@ fn syntax_errors_name_the_line_and_what_was_expected() {
     ];
     for (body, line, expected) in cases {
         match parse(body) {
-            Err(ExpositionError::Syntax { line: got, expected: what, .. }) => {
+            Err(ExpositionError::Syntax {
+                line: got,
+                expected: what,
+                ..
+            }) => {
                 assert_eq!(got, *line, "{body:?}");
                 assert!(what.contains(expected), "{body:?}: {what}");
             }
@@ -142,19 +170,45 @@ fn syntax_errors_name_the_line_and_what_was_expected() {
 #[test]
 fn contradictions_are_invalid_with_their_line() {
     let dup_label = parse("m{a=\"1\",a=\"2\"} 1\n");
-    assert!(matches!(dup_label, Err(ExpositionError::Invalid { line: 1, .. })), "{dup_label:?}");
+    assert!(
+        matches!(dup_label, Err(ExpositionError::Invalid { line: 1, .. })),
+        "{dup_label:?}"
+    );
     let dup_type = parse("# TYPE m counter\n# TYPE m gauge\nm 1\n");
-    assert!(matches!(dup_type, Err(ExpositionError::Invalid { line: 2, .. })), "{dup_type:?}");
+    assert!(
+        matches!(dup_type, Err(ExpositionError::Invalid { line: 2, .. })),
+        "{dup_type:?}"
+    );
     let late_type = parse("m 1\n# TYPE m counter\n");
-    assert!(matches!(late_type, Err(ExpositionError::Invalid { line: 2, .. })), "{late_type:?}");
+    assert!(
+        matches!(late_type, Err(ExpositionError::Invalid { line: 2, .. })),
+        "{late_type:?}"
+    );
 }
 
 #[test]
 fn garbage_never_panics() {
     let inputs = [
-        "{", "}", "m{", "m{a", "m{a=", "m{a=\"", "m{a=\"\\", "m{a=\"x\"", "m{a=\"x\",", "# TYPE",
-        "# HELP", "# TYPE m", "m 1 ", "\u{0}", "m{é=\"x\"} 1", "m 1e999999", "m \u{fffd}", "[1,2",
-        "{\"a\":", "m{a=\"x\"}} 1",
+        "{",
+        "}",
+        "m{",
+        "m{a",
+        "m{a=",
+        "m{a=\"",
+        "m{a=\"\\",
+        "m{a=\"x\"",
+        "m{a=\"x\",",
+        "# TYPE",
+        "# HELP",
+        "# TYPE m",
+        "m 1 ",
+        "\u{0}",
+        "m{é=\"x\"} 1",
+        "m 1e999999",
+        "m \u{fffd}",
+        "[1,2",
+        "{\"a\":",
+        "m{a=\"x\"}} 1",
     ];
     for input in inputs {
         let _ = parse(input);
@@ -168,4 +222,41 @@ fn garbage_never_panics() {
 fn help_text_unescapes_backslash_and_newline() {
     let exp = parse("# HELP m a\\\\b\\nc\nm 1\n").expect("valid");
     assert_eq!(exp.family("m").expect("m").help.as_deref(), Some("a\\b\nc"));
+}
+
+#[test]
+fn series_are_label_sets_without_le() {
+    let exp = parse(CONTRACT_BODY).expect("valid body");
+    let hist = exp
+        .family("fastapi_request_duration_seconds")
+        .expect("histogram");
+    let series = hist.series();
+    assert_eq!(series.len(), 1, "{series:?}");
+    assert_eq!(
+        exp.family("fastapi_requests_total")
+            .expect("counter")
+            .series()
+            .len(),
+        3
+    );
+}
+
+#[test]
+fn random_inputs_from_a_hostile_alphabet_never_panic() {
+    // A fixed-seed xorshift keeps the test deterministic.
+    let alphabet: Vec<char> = "m_:{}=\",\\ \t\n#01.eE+-NaInfHELPTYPEcounterhistogram🦀é\r"
+        .chars()
+        .collect();
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    for _ in 0..20_000 {
+        let mut input = String::new();
+        let len = (state % 40) as usize;
+        for _ in 0..len {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            input.push(alphabet[(state % alphabet.len() as u64) as usize]);
+        }
+        let _ = parse(&input);
+    }
 }

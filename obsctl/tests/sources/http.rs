@@ -11,7 +11,10 @@ use crate::helpers::{FakeServer, Reply, bounded, client, client_with, refused_ur
 async fn connection_refused_is_classified() {
     bounded(async {
         let url = refused_url().await;
-        let err = client().get(&url, &[], None).await.expect_err("nothing listens");
+        let err = client()
+            .get(&url, &[], None)
+            .await
+            .expect_err("nothing listens");
         assert!(matches!(err, SourceError::ConnectRefused { .. }), "{err:?}");
         assert!(err.is_unreachable());
     })
@@ -28,7 +31,11 @@ async fn a_slow_answer_is_a_timeout_bounded_by_the_client() {
             .await
             .expect_err("too slow");
         assert!(matches!(err, SourceError::Timeout { .. }), "{err:?}");
-        assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
     })
     .await;
 }
@@ -42,7 +49,10 @@ async fn an_oversized_body_is_refused() {
             .get(&server.url(), &[], None)
             .await
             .expect_err("too large");
-        assert!(matches!(err, SourceError::TooLarge { limit: 1000, .. }), "{err:?}");
+        assert!(
+            matches!(err, SourceError::TooLarge { limit: 1000, .. }),
+            "{err:?}"
+        );
     })
     .await;
 }
@@ -63,7 +73,10 @@ async fn json_decoding_distinguishes_html_invalid_json_and_error_statuses() {
             async move { client().get_json::<Value>(&url, &[]).await }
         };
         assert!(matches!(get("/html").await, Err(SourceError::HtmlPage(_))));
-        assert!(matches!(get("/html200").await, Err(SourceError::HtmlPage(_))));
+        assert!(matches!(
+            get("/html200").await,
+            Err(SourceError::HtmlPage(_))
+        ));
         match get("/garbage").await {
             Err(SourceError::InvalidJson { evidence, .. }) => {
                 assert_eq!(evidence.body_excerpt, "not json at all");
@@ -88,7 +101,11 @@ async fn requests_carry_the_user_agent_and_query() {
     bounded(async {
         let server = FakeServer::start(|_| Reply::json("{}")).await;
         let response = client()
-            .get(&server.url(), &[("query", "up{job=\"a b\"}".to_owned())], Some("text/plain"))
+            .get(
+                &server.url(),
+                &[("query", "up{job=\"a b\"}".to_owned())],
+                Some("text/plain"),
+            )
             .await
             .expect("answer");
         assert!(response.url.contains("query=up"), "{}", response.url);

@@ -5,7 +5,10 @@
 mod exposition;
 mod helpers;
 mod http;
+mod logs;
+mod loki;
 mod otlp;
 mod prometheus;
 mod real_prometheus;
 mod target;
+mod tempo;

@@ -122,14 +122,19 @@ const TARGETS: &str = r#"{
 }"#;
 
 async fn fake_prometheus() -> FakeServer {
-    FakeServer::start(|seen| match (seen.path.as_str(), seen.query.get("query").map(String::as_str)) {
-        ("/-/ready", _) => Reply::with(200, "text/plain", "Prometheus Server is Ready.\n"),
-        ("/api/v1/query", Some("up")) => Reply::json(QUERY_VECTOR),
-        ("/api/v1/query", Some("scalar(1)")) => Reply::json(QUERY_SCALAR),
-        ("/api/v1/query", _) => Reply::with(400, "application/json", QUERY_ERROR),
-        ("/api/v1/query_range", _) => Reply::json(QUERY_MATRIX),
-        ("/api/v1/targets", _) => Reply::json(TARGETS),
-        _ => Reply::with(404, "text/plain", "404 page not found\n"),
+    FakeServer::start(|seen| {
+        match (
+            seen.path.as_str(),
+            seen.query.get("query").map(String::as_str),
+        ) {
+            ("/-/ready", _) => Reply::with(200, "text/plain", "Prometheus Server is Ready.\n"),
+            ("/api/v1/query", Some("up")) => Reply::json(QUERY_VECTOR),
+            ("/api/v1/query", Some("scalar(1)")) => Reply::json(QUERY_SCALAR),
+            ("/api/v1/query", _) => Reply::with(400, "application/json", QUERY_ERROR),
+            ("/api/v1/query_range", _) => Reply::json(QUERY_MATRIX),
+            ("/api/v1/targets", _) => Reply::json(TARGETS),
+            _ => Reply::with(404, "text/plain", "404 page not found\n"),
+        }
     })
     .await
 }
@@ -148,7 +153,11 @@ async fn an_instant_vector_query_reads_labels_and_values() {
         assert_eq!(samples[1].value, 0.0);
         assert_eq!(samples[0].timestamp, 1435781451.781);
         assert_eq!(result.data.first_value(), Some(1.0));
-        let asked = server.seen().into_iter().find(|s| s.path == "/api/v1/query").expect("asked");
+        let asked = server
+            .seen()
+            .into_iter()
+            .find(|s| s.path == "/api/v1/query")
+            .expect("asked");
         assert_eq!(asked.query["time"], "1435781451.781");
     })
     .await;
@@ -160,14 +169,23 @@ async fn range_and_scalar_answers_parse() {
         let server = fake_prometheus().await;
         let prom = Prometheus::new(client(), server.url());
         let range = prom
-            .query_range("up", 1435781430.781, 1435781460.781, Duration::from_secs(15))
+            .query_range(
+                "up",
+                1435781430.781,
+                1435781460.781,
+                Duration::from_secs(15),
+            )
             .await
             .expect("range");
         match &range.data {
             QueryData::Matrix(series) => assert_eq!(series[0].points.len(), 3),
             other => panic!("expected a matrix, got {other:?}"),
         }
-        let asked = server.seen().into_iter().find(|s| s.path == "/api/v1/query_range").expect("asked");
+        let asked = server
+            .seen()
+            .into_iter()
+            .find(|s| s.path == "/api/v1/query_range")
+            .expect("asked");
         assert_eq!(asked.query["step"], "15.000");
         let scalar = prom.query("scalar(1)", None).await.expect("scalar");
         assert!(matches!(scalar.data, QueryData::Scalar(_, v) if v.is_nan()));
@@ -180,9 +198,16 @@ async fn range_and_scalar_answers_parse() {
 async fn an_error_envelope_is_a_typed_api_error() {
     bounded(async {
         let server = fake_prometheus().await;
-        let err = Prometheus::new(client(), server.url()).query("sum(", None).await.expect_err("bad query");
+        let err = Prometheus::new(client(), server.url())
+            .query("sum(", None)
+            .await
+            .expect_err("bad query");
         match err {
-            PrometheusError::Api { error_type, error, evidence } => {
+            PrometheusError::Api {
+                error_type,
+                error,
+                evidence,
+            } => {
                 assert_eq!(error_type, "bad_data");
                 assert!(error.contains("parse error"), "{error}");
                 assert_eq!(evidence.status, Some(400));
@@ -197,7 +222,10 @@ async fn an_error_envelope_is_a_typed_api_error() {
 async fn targets_report_health_and_last_error() {
     bounded(async {
         let server = fake_prometheus().await;
-        let targets = Prometheus::new(client(), server.url()).targets().await.expect("targets");
+        let targets = Prometheus::new(client(), server.url())
+            .targets()
+            .await
+            .expect("targets");
         assert_eq!(targets.active.len(), 2);
         assert_eq!(targets.dropped, 1);
         let backend: Vec<_> = targets.scraping("127.0.0.1:8000/metrics").collect();
@@ -216,21 +244,52 @@ async fn not_ready_html_garbage_and_unreachable_are_distinguished() {
     bounded(async {
         let server = FakeServer::start(|seen| match seen.path.as_str() {
             "/-/ready" => Reply::with(503, "text/plain", "Service Unavailable"),
-            "/api/v1/targets" => Reply::with(502, "text/html", "<html><body><h1>502 Bad Gateway</h1></body></html>"),
-            "/api/v1/query_range" => Reply::json(r#"{"status":"success","data":{"resultType":"weird","result":[]}}"#),
+            "/api/v1/targets" => Reply::with(
+                502,
+                "text/html",
+                "<html><body><h1>502 Bad Gateway</h1></body></html>",
+            ),
+            "/api/v1/query_range" => {
+                Reply::json(r#"{"status":"success","data":{"resultType":"weird","result":[]}}"#)
+            }
             _ => Reply::json("[1, 2"),
         })
         .await;
         let prom = Prometheus::new(client(), server.url());
-        assert!(matches!(prom.ready().await, Err(PrometheusError::NotReady(e)) if e.status == Some(503)));
+        assert!(
+            matches!(prom.ready().await, Err(PrometheusError::NotReady(e)) if e.status == Some(503))
+        );
         let targets = prom.targets().await;
-        assert!(matches!(targets, Err(PrometheusError::Source(SourceError::HtmlPage(_)))), "{targets:?}");
+        assert!(
+            matches!(
+                targets,
+                Err(PrometheusError::Source(SourceError::HtmlPage(_)))
+            ),
+            "{targets:?}"
+        );
         let garbage = prom.query("up", None).await;
-        assert!(matches!(garbage, Err(PrometheusError::Source(SourceError::InvalidJson { .. }))), "{garbage:?}");
-        let weird = prom.query_range("up", 0.0, 1.0, Duration::from_secs(1)).await;
-        assert!(matches!(weird, Err(PrometheusError::Unexpected { .. })), "{weird:?}");
+        assert!(
+            matches!(
+                garbage,
+                Err(PrometheusError::Source(SourceError::InvalidJson { .. }))
+            ),
+            "{garbage:?}"
+        );
+        let weird = prom
+            .query_range("up", 0.0, 1.0, Duration::from_secs(1))
+            .await;
+        assert!(
+            matches!(weird, Err(PrometheusError::Unexpected { .. })),
+            "{weird:?}"
+        );
         let refused = Prometheus::new(client(), refused_url().await).ready().await;
-        assert!(matches!(refused, Err(PrometheusError::Source(SourceError::ConnectRefused { .. }))), "{refused:?}");
+        assert!(
+            matches!(
+                refused,
+                Err(PrometheusError::Source(SourceError::ConnectRefused { .. }))
+            ),
+            "{refused:?}"
+        );
     })
     .await;
 }
@@ -238,10 +297,17 @@ async fn not_ready_html_garbage_and_unreachable_are_distinguished() {
 #[tokio::test]
 async fn a_slow_prometheus_is_bounded_by_the_client_timeout() {
     bounded(async {
-        let server = FakeServer::start(|_| Reply::json(QUERY_VECTOR).after(Duration::from_secs(20))).await;
+        let server =
+            FakeServer::start(|_| Reply::json(QUERY_VECTOR).after(Duration::from_secs(20))).await;
         let client = crate::helpers::client_with(Duration::from_millis(300), 1 << 20);
-        let err = Prometheus::new(client, server.url()).query("up", None).await.expect_err("slow");
-        assert!(matches!(err, PrometheusError::Source(SourceError::Timeout { .. })), "{err:?}");
+        let err = Prometheus::new(client, server.url())
+            .query("up", None)
+            .await
+            .expect_err("slow");
+        assert!(
+            matches!(err, PrometheusError::Source(SourceError::Timeout { .. })),
+            "{err:?}"
+        );
     })
     .await;
 }

@@ -1,0 +1,148 @@
+//! Everything a check may look at: the sources the user gave, the run report, and a shared
+//! deadline for waiting on ingestion lag. Sources are adapters; checks never speak HTTP.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::OnceCell;
+use tokio::time::Instant;
+
+use crate::report::RunReport;
+use crate::sources::exposition::Exposition;
+use crate::sources::http::SourceError;
+use crate::sources::logs::LogBuffer;
+use crate::sources::loki::Loki;
+use crate::sources::otlp::OtlpReceiver;
+use crate::sources::prometheus::Prometheus;
+use crate::sources::target::{MetricsEndpoint, MetricsScrape};
+use crate::sources::tempo::Tempo;
+use crate::sources::window::TimeWindow;
+
+/// How often polling checks ask again while waiting for ingestion.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Backend log lines and where they came from.
+#[derive(Debug, Clone)]
+pub struct LogInput {
+    /// The lines read so far (a capture keeps filling it).
+    pub buffer: LogBuffer,
+    /// Where they came from, for messages: "stdout of `backend`", "app.log", "stdin".
+    pub origin: String,
+    /// The process's stderr when obsctl spawned it, to diagnose logs written to the wrong stream.
+    pub stderr: Option<LogBuffer>,
+}
+
+/// The inputs of one check run.
+pub struct CheckContext {
+    /// Service name expected in logs (`service`) and traces (`service.name`).
+    pub service: String,
+    /// Base URL of the service under test.
+    pub target: Option<String>,
+    /// The target's `/metrics`.
+    pub metrics: Option<MetricsEndpoint>,
+    /// A Prometheus server that should scrape the target.
+    pub prometheus: Option<Prometheus>,
+    /// A Loki server that should hold the service's logs.
+    pub loki: Option<Loki>,
+    /// A Tempo server that should hold the service's traces.
+    pub tempo: Option<Tempo>,
+    /// Backend log lines.
+    pub logs: Option<LogInput>,
+    /// obsctl's own OTLP receiver, when the service exports to it.
+    pub otlp: Option<Arc<OtlpReceiver>>,
+    /// The traffic that was sent, to account for.
+    pub run: Option<RunReport>,
+    /// `/metrics` as scraped before the run, for exact counter deltas.
+    pub baseline: Option<Exposition>,
+    /// The target serves only this run (obsctl spawned it): observations beyond the run's
+    /// requests are failures, not other clients' traffic.
+    pub exclusive: bool,
+    /// Polling for ingestion (scrapes, batch export, log shipping) stops here.
+    pub deadline: Instant,
+    scrape: OnceCell<Result<MetricsScrape, String>>,
+}
+
+impl CheckContext {
+    /// A context with no sources; fill the public fields that apply.
+    pub fn new(service: impl Into<String>, wait: Duration) -> Self {
+        Self {
+            service: service.into(),
+            target: None,
+            metrics: None,
+            prometheus: None,
+            loki: None,
+            tempo: None,
+            logs: None,
+            otlp: None,
+            run: None,
+            baseline: None,
+            exclusive: false,
+            deadline: Instant::now() + wait,
+            scrape: OnceCell::new(),
+        }
+    }
+
+    /// Restarts the ingestion deadline: `wait` from now.
+    pub fn restart_deadline(&mut self, wait: Duration) {
+        self.deadline = Instant::now() + wait;
+    }
+
+    /// The target's `/metrics`, scraped once and shared by every metrics check.
+    /// `None` when no target was given; `Some(Err(message))` when the scrape failed.
+    pub async fn scrape(&self) -> Option<&Result<MetricsScrape, String>> {
+        let endpoint = self.metrics.as_ref()?;
+        Some(
+            self.scrape
+                .get_or_init(|| async { endpoint.scrape().await.map_err(|e| describe(&e)) })
+                .await,
+        )
+    }
+
+    /// The run's window widened by a margin for clock skew and ingestion timestamps, or the
+    /// last 15 minutes when no run report was given.
+    pub fn window(&self) -> TimeWindow {
+        let margin = Duration::from_secs(30);
+        self.run.as_ref().and_then(run_window).map_or_else(
+            || TimeWindow::last(Duration::from_secs(15 * 60)),
+            |w| w.widened(margin),
+        )
+    }
+
+    /// Calls `probe` until it returns `Some` or the deadline passes; the last `None` stands.
+    pub async fn poll<T, F, Fut>(&self, mut probe: F) -> Option<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Option<T>>,
+    {
+        loop {
+            if let Some(found) = probe().await {
+                return Some(found);
+            }
+            if Instant::now() + POLL_INTERVAL > self.deadline {
+                return None;
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+}
+
+/// A source error as one sentence for a check's detail.
+pub fn describe(error: &SourceError) -> String {
+    error.to_string()
+}
+
+/// The window a run report states, if its timestamps parse.
+pub fn run_window(run: &RunReport) -> Option<TimeWindow> {
+    use time::OffsetDateTime;
+    use time::format_description::well_known::Rfc3339;
+    let parse = |s: &str| {
+        OffsetDateTime::parse(s, &Rfc3339)
+            .ok()
+            .map(std::time::SystemTime::from)
+    };
+    Some(TimeWindow::new(
+        parse(&run.window_start)?,
+        parse(&run.window_end)?,
+    ))
+}

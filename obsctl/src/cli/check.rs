@@ -1,0 +1,217 @@
+//! `obsctl check`: run the checklist against live sources and report for people or CI.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+
+use super::exit;
+use crate::check::context::{CheckContext, LogInput};
+use crate::check::render::{self, Format};
+use crate::check::report::CheckReport;
+use crate::report::RunReport;
+use crate::sources::http::{HttpClient, HttpOptions};
+use crate::sources::logs::{self, LogLimits};
+use crate::sources::loki::Loki;
+use crate::sources::prometheus::Prometheus;
+use crate::sources::target::MetricsEndpoint;
+use crate::sources::tempo::Tempo;
+
+const LONG_HELP: &str = "\
+Each check has a stable id, the checklist item's words, a status and its evidence:
+  metrics-endpoint, requests-counter, duration-histogram, metrics-cardinality   (--target)
+  logs-json-stdout, logs-fields                                                  (--logs)
+  traces-otlp, traces-tempo                                                      (--tempo)
+  logs-loki                                                                      (--loki)
+  prometheus-scrape, process-metrics, process-metrics-prometheus                 (--prometheus)
+  accounting-metrics, accounting-logs, accounting-traces                         (--run-report)
+A check whose source is not given is skipped, with the flag that would run it.
+
+Ingestion lag (scrape interval, batch export, log shipping) is waited for by polling until
+--timeout, never by fixed sleeps.
+
+Examples:
+  obsctl check --target http://localhost:8000
+  obsctl load scenarios/smoke.toml --target http://localhost:8000 --report run.json
+  obsctl check --target http://localhost:8000 --prometheus http://localhost:9090 \\
+      --loki http://localhost:3100 --tempo http://localhost:3200 --run-report run.json \\
+      --strict --format junit --output obsctl.xml
+
+Exit codes:
+  0    nothing failed (skips fail only with --strict)
+  1    a check failed or a source could not answer
+  2    bad usage or unreadable input";
+
+/// Arguments of `obsctl check`.
+#[derive(Debug, Args)]
+#[command(after_long_help = LONG_HELP)]
+pub struct CheckArgs {
+    /// Base URL of the service, e.g. http://localhost:8000 (its /metrics is scraped).
+    #[arg(long, short = 't', value_name = "URL")]
+    pub target: Option<String>,
+    /// Prometheus that scrapes the service, e.g. http://localhost:9090.
+    #[arg(long, value_name = "URL")]
+    pub prometheus: Option<String>,
+    /// Loki that receives the service's logs, e.g. http://localhost:3100.
+    #[arg(long, value_name = "URL")]
+    pub loki: Option<String>,
+    /// Tempo that receives the service's traces, e.g. http://localhost:3200.
+    #[arg(long, value_name = "URL")]
+    pub tempo: Option<String>,
+    /// The service's stdout as a file, or - for standard input.
+    #[arg(long, value_name = "FILE|-")]
+    pub logs: Option<PathBuf>,
+    /// Run report of `obsctl load --report`: checks that every request was recorded.
+    #[arg(long, value_name = "FILE")]
+    pub run_report: Option<PathBuf>,
+    /// Service name expected in logs (`service`) and traces (`service.name`).
+    #[arg(long, default_value = "fastapi-backend", value_name = "NAME")]
+    pub service: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Write the report to FILE instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Skipped checks count as failures.
+    #[arg(long)]
+    pub strict: bool,
+    /// Longest wait for ingestion (e.g. 10s, 1m).
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration, value_name = "D")]
+    pub timeout: Duration,
+}
+
+/// Runs `obsctl check`.
+pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let ctx = context(&args).await?;
+    let report = crate::check::run(&ctx, args.strict).await;
+    emit(&report, args.format, args.output.as_deref())?;
+    Ok(exit_code(&report))
+}
+
+/// The exit code a report means.
+pub fn exit_code(report: &CheckReport) -> ExitCode {
+    ExitCode::from(if report.succeeded() {
+        exit::OK
+    } else {
+        exit::FAILED
+    })
+}
+
+/// Writes the rendered report to `output` or stdout (colour only on a terminal without NO_COLOR).
+pub fn emit(
+    report: &CheckReport,
+    format: Format,
+    output: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let color = output.is_none()
+        && std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none();
+    let text = match format {
+        Format::Text => render::text(report, color),
+        Format::Json => render::json(report),
+        Format::Junit => render::junit(report),
+    };
+    match output {
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+        }
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            match stdout
+                .write_all(text.as_bytes())
+                .and_then(|()| stdout.flush())
+            {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                other => other.context("cannot write to stdout"),
+            }
+        }
+    }
+}
+
+async fn context(args: &CheckArgs) -> anyhow::Result<CheckContext> {
+    for (flag, url) in [
+        ("--target", &args.target),
+        ("--prometheus", &args.prometheus),
+        ("--loki", &args.loki),
+        ("--tempo", &args.tempo),
+    ] {
+        if let Some(url) = url {
+            validate_url(flag, url)?;
+        }
+    }
+    let client = HttpClient::new(HttpOptions::default()).context("cannot build the HTTP client")?;
+    let mut ctx = CheckContext::new(args.service.clone(), args.timeout);
+    if let Some(target) = &args.target {
+        let base = target.trim_end_matches('/').to_owned();
+        ctx.metrics = Some(MetricsEndpoint::for_target(client.clone(), &base));
+        ctx.target = Some(base);
+    }
+    ctx.prometheus = args
+        .prometheus
+        .as_ref()
+        .map(|u| Prometheus::new(client.clone(), u.trim_end_matches('/')));
+    ctx.loki = args
+        .loki
+        .as_ref()
+        .map(|u| Loki::new(client.clone(), u.trim_end_matches('/')));
+    ctx.tempo = args
+        .tempo
+        .as_ref()
+        .map(|u| Tempo::new(client.clone(), u.trim_end_matches('/')));
+    if let Some(path) = &args.run_report {
+        ctx.run = Some(read_run_report(path)?);
+    }
+    if let Some(path) = &args.logs {
+        let (buffer, origin) = if path.as_os_str() == "-" {
+            (
+                logs::read_stdin(LogLimits::default()).await?,
+                "stdin".to_owned(),
+            )
+        } else {
+            let buffer = logs::read_file(path, LogLimits::default())
+                .await
+                .with_context(|| format!("--logs {}", path.display()))?;
+            (buffer, path.display().to_string())
+        };
+        ctx.logs = Some(LogInput {
+            buffer,
+            origin,
+            stderr: None,
+        });
+    }
+    ctx.restart_deadline(args.timeout);
+    Ok(ctx)
+}
+
+fn validate_url(flag: &str, raw: &str) -> anyhow::Result<()> {
+    let url = url::Url::parse(raw)
+        .with_context(|| format!("{flag} {raw:?} is not a URL (e.g. http://localhost:8000)"))?;
+    anyhow::ensure!(
+        matches!(url.scheme(), "http" | "https"),
+        "{flag} {raw:?} must be an http:// or https:// URL"
+    );
+    Ok(())
+}
+
+/// Reads and validates a run report written by `obsctl load --report`.
+pub fn read_run_report(path: &std::path::Path) -> anyhow::Result<RunReport> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read --run-report {}", path.display()))?;
+    let report: RunReport = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "--run-report {} is not a run report of obsctl load",
+            path.display()
+        )
+    })?;
+    anyhow::ensure!(
+        report.schema_version == 1,
+        "--run-report {}: schema_version {} is not supported (expected 1)",
+        path.display(),
+        report.schema_version
+    );
+    Ok(report)
+}

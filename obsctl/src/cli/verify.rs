@@ -1,0 +1,146 @@
+//! `obsctl verify`: start the service, an OTLP receiver and Prometheus, replay a scenario, run
+//! every check, stop everything.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+
+use super::check::{emit, exit_code};
+use super::exit;
+use crate::check::render::Format;
+use crate::load::{Overrides, Rate};
+use crate::verify::{self, PrometheusMode, Target, VerifyOptions, service};
+
+const LONG_HELP: &str = "\
+With no options, verify starts the `backend` binary that sits next to obsctl (with an
+in-memory store), points its OTLP exporter at obsctl's own receiver, captures its stdout as
+the log source, starts a real Prometheus when `prometheus` is on the PATH (temporary
+directory, free port, 1 s scrape), replays the built-in smoke scenario and runs every check,
+accounting included. Loki, Tempo and Grafana are checked only when given (--loki, --tempo).
+
+--spawn CMD runs CMD through `sh -c` with HOST, PORT (a free port) and
+OTEL_EXPORTER_OTLP_ENDPOINT in its environment, so any service that honours them can be
+verified, e.g.:
+  obsctl verify --spawn 'uvicorn main:app --host $HOST --port $PORT'
+
+Everything started is stopped at the end, on failure and on Ctrl-C.
+
+Exit codes:
+  0    every check passed (skips fail only with --strict)
+  1    a check failed
+  2    bad usage, or the service / Prometheus could not be started
+  130  interrupted (Ctrl-C)";
+
+/// Arguments of `obsctl verify`.
+#[derive(Debug, Args)]
+#[command(after_long_help = LONG_HELP)]
+pub struct VerifyArgs {
+    /// Scenario file (TOML). Default: the built-in smoke scenario (scenarios/smoke.toml).
+    #[arg(value_name = "SCENARIO")]
+    pub scenario: Option<PathBuf>,
+    /// Command line that starts the service (run by `sh -c`). Default: the `backend` binary
+    /// next to obsctl.
+    #[arg(long, value_name = "CMD", conflicts_with = "target")]
+    pub spawn: Option<String>,
+    /// Verify an already running service instead of starting one (its stdout and spans are
+    /// then not seen: add --tempo for traces).
+    #[arg(long, short = 't', value_name = "URL")]
+    pub target: Option<String>,
+    /// `auto`: start `prometheus` from the PATH when installed; `off`; or the URL of a
+    /// Prometheus that scrapes the target.
+    #[arg(long, default_value = "auto", value_name = "auto|off|URL")]
+    pub prometheus: String,
+    /// Loki that receives the service's logs.
+    #[arg(long, value_name = "URL")]
+    pub loki: Option<String>,
+    /// Tempo that receives the service's traces.
+    #[arg(long, value_name = "URL")]
+    pub tempo: Option<String>,
+    /// Service name expected in logs and traces.
+    #[arg(long, default_value = "fastapi-backend", value_name = "NAME")]
+    pub service: String,
+    /// Override the scenario's rate (requests per second, or `max`).
+    #[arg(long, value_name = "N|max")]
+    pub rps: Option<Rate>,
+    /// Override the scenario's duration, e.g. 3s.
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "D")]
+    pub duration: Option<Duration>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Write the report to FILE instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Skipped checks count as failures.
+    #[arg(long)]
+    pub strict: bool,
+    /// Longest wait for ingestion after the load ends.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, value_name = "D")]
+    pub timeout: Duration,
+    /// No progress display and no notes on stderr.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+/// Runs `obsctl verify`.
+pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let options = options(&args)?;
+    let verification = tokio::select! {
+        result = verify::run(options) => result?,
+        () = super::ctrl_c() => {
+            // Dropping the verification future stopped everything it started.
+            eprintln!("obsctl verify: interrupted; everything started was stopped");
+            return Ok(ExitCode::from(exit::INTERRUPTED));
+        }
+    };
+    if !args.quiet {
+        for note in &verification.notes {
+            eprintln!("obsctl verify: {note}");
+        }
+        let run = &verification.run;
+        eprintln!(
+            "obsctl verify: sent {} requests in {:.1} s (run id {})",
+            run.requests_sent, run.duration_s, run.run_id
+        );
+    }
+    emit(&verification.report, args.format, args.output.as_deref())?;
+    Ok(exit_code(&verification.report))
+}
+
+fn options(args: &VerifyArgs) -> anyhow::Result<VerifyOptions> {
+    let target = match (&args.target, &args.spawn) {
+        (Some(url), _) => Target::Url(url.clone()),
+        (None, Some(command)) => Target::Spawn(command.clone()),
+        (None, None) => Target::Spawn(service::default_command().context(
+            "no `backend` binary next to obsctl: build the workspace (cargo build --release) or pass --spawn CMD / --target URL",
+        )?),
+    };
+    let prometheus = match args.prometheus.as_str() {
+        "auto" => PrometheusMode::Auto,
+        "off" => PrometheusMode::Off,
+        url if url.starts_with("http://") || url.starts_with("https://") => {
+            PrometheusMode::Url(url.to_owned())
+        }
+        other => anyhow::bail!("--prometheus {other:?}: use auto, off or an http:// URL"),
+    };
+    Ok(VerifyOptions {
+        scenario: args.scenario.clone(),
+        target,
+        prometheus,
+        loki: args.loki.clone(),
+        tempo: args.tempo.clone(),
+        service: args.service.clone(),
+        timeout: args.timeout,
+        overrides: Overrides {
+            rps: args.rps,
+            duration: args.duration,
+            ..Overrides::default()
+        },
+        strict: args.strict,
+        progress: !args.quiet && std::io::stderr().is_terminal(),
+    })
+}

@@ -1,0 +1,240 @@
+//! `obsctl verify`: the whole proof on one machine. Starts an OTLP receiver, the service (with
+//! its stdout captured) and, when installed, a real Prometheus; replays a scenario with the
+//! load engine; runs every check; stops everything it started, whatever happens.
+
+pub mod process;
+pub mod prometheus_server;
+pub mod service;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::check::context::{CheckContext, LogInput};
+use crate::check::report::CheckReport;
+use crate::load::{LoadConfig, Overrides};
+use crate::scenario::Scenario;
+use crate::sources::exposition::Exposition;
+use crate::sources::http::HttpClient;
+use crate::sources::loki::Loki;
+use crate::sources::otlp::OtlpReceiver;
+use crate::sources::prometheus::Prometheus;
+use crate::sources::target::MetricsEndpoint;
+use crate::sources::tempo::Tempo;
+use prometheus_server::LocalPrometheus;
+use service::Service;
+
+/// The smoke scenario, built in so that `obsctl verify` works from any directory.
+pub const BUILTIN_SMOKE: &str = include_str!("../../../scenarios/smoke.toml");
+
+/// Why a verification could not run (as opposed to checks that failed).
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The embedded OTLP receiver could not start.
+    #[error("cannot start the OTLP receiver: {0}")]
+    Receiver(String),
+    /// The service could not be started or never listened.
+    #[error("the service did not start: {0}")]
+    Service(String),
+    /// The local Prometheus could not be started.
+    #[error("cannot start Prometheus: {0}")]
+    Prometheus(String),
+    /// The scenario or load settings are invalid.
+    #[error("{0}")]
+    Config(String),
+    /// The load run failed to start.
+    #[error("load: {0}")]
+    Load(#[from] crate::load::LoadError),
+    /// An HTTP client could not be built.
+    #[error("{0}")]
+    Source(#[from] crate::sources::http::SourceError),
+}
+
+/// Where the service comes from.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// Start this shell command line (run by `sh -c`) with HOST, PORT and
+    /// OTEL_EXPORTER_OTLP_ENDPOINT in its environment.
+    Spawn(String),
+    /// An already running service at this base URL (not restarted, stdout not captured).
+    Url(String),
+}
+
+/// Whether and how to use Prometheus.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrometheusMode {
+    /// Start `prometheus` from the PATH when installed; skip its checks otherwise.
+    Auto,
+    /// Do not use Prometheus.
+    Off,
+    /// Use the Prometheus at this URL (it must scrape the target itself).
+    Url(String),
+}
+
+/// Everything `obsctl verify` needs, validated.
+#[derive(Debug, Clone)]
+pub struct VerifyOptions {
+    /// Scenario file; the built-in smoke scenario when `None`.
+    pub scenario: Option<PathBuf>,
+    /// The service.
+    pub target: Target,
+    /// Prometheus use.
+    pub prometheus: PrometheusMode,
+    /// Loki to check, if any.
+    pub loki: Option<String>,
+    /// Tempo to check, if any.
+    pub tempo: Option<String>,
+    /// Service name expected in logs and traces.
+    pub service: String,
+    /// Longest wait for ingestion once the load ended.
+    pub timeout: Duration,
+    /// Load overrides (rate, duration).
+    pub overrides: Overrides,
+    /// Skipped checks fail.
+    pub strict: bool,
+    /// Show load progress (on a terminal).
+    pub progress: bool,
+}
+
+/// What a verification produced: the check report, plus notes for the user.
+#[derive(Debug)]
+pub struct Verification {
+    /// The checks.
+    pub report: CheckReport,
+    /// The load run that was checked.
+    pub run: crate::report::RunReport,
+    /// Things the user should know (what was started, what was skipped and why).
+    pub notes: Vec<String>,
+}
+
+/// Runs the whole verification; everything started is stopped before this returns, and also
+/// when the returned future is dropped (Ctrl-C).
+pub async fn run(options: VerifyOptions) -> Result<Verification, VerifyError> {
+    let scenario = scenario(&options)?;
+    let client = HttpClient::new(crate::sources::http::HttpOptions::default())?;
+    let mut notes = Vec::new();
+
+    let receiver = OtlpReceiver::start(loopback(0))
+        .await
+        .map_err(|e| VerifyError::Receiver(e.to_string()))?;
+    let receiver = Arc::new(receiver);
+    let (service, base) = match &options.target {
+        Target::Spawn(command) => {
+            let service =
+                Service::start(command, &receiver.endpoint(), Duration::from_secs(30)).await?;
+            notes.push(format!(
+                "started `{command}` on {} (stdout captured as the log source)",
+                service.addr
+            ));
+            let base = format!("http://{}", service.addr);
+            (Some(service), base)
+        }
+        Target::Url(url) => (None, url.trim_end_matches('/').to_owned()),
+    };
+    let local_prometheus = start_prometheus(&options, &base, &client, &mut notes).await?;
+
+    let metrics = MetricsEndpoint::for_target(client.clone(), &base);
+    // The counter before the run: accounting compares increments, not totals.
+    let baseline: Option<Exposition> = metrics.scrape().await.ok().and_then(|s| s.parsed.ok());
+    let mut config = LoadConfig::new(
+        scenario,
+        Overrides {
+            target: Some(base.clone()),
+            ..options.overrides.clone()
+        },
+    )
+    .map_err(|e| VerifyError::Config(e.to_string()))?;
+    config.progress = options.progress;
+    let run = crate::load::run(config, std::future::pending()).await?;
+
+    let mut ctx = CheckContext::new(options.service.clone(), options.timeout);
+    ctx.target = Some(base.clone());
+    ctx.metrics = Some(metrics);
+    ctx.baseline = baseline;
+    ctx.run = Some(run.clone());
+    ctx.prometheus = match (&local_prometheus, &options.prometheus) {
+        (Some(local), _) => Some(Prometheus::new(client.clone(), local.url.clone())),
+        (None, PrometheusMode::Url(url)) => Some(Prometheus::new(client.clone(), url.clone())),
+        _ => None,
+    };
+    ctx.loki = options
+        .loki
+        .as_ref()
+        .map(|url| Loki::new(client.clone(), url.clone()));
+    ctx.tempo = options
+        .tempo
+        .as_ref()
+        .map(|url| Tempo::new(client.clone(), url.clone()));
+    if let Some(service) = &service {
+        ctx.exclusive = true;
+        ctx.otlp = Some(Arc::clone(&receiver));
+        ctx.logs = Some(LogInput {
+            buffer: service.stdout.buffer.clone(),
+            origin: format!("stdout of `{}`", service.command),
+            stderr: Some(service.stderr.buffer.clone()),
+        });
+    } else {
+        notes.push("the service was not started by obsctl: its stdout and spans are not seen (pass --logs, --tempo)".to_owned());
+    }
+    ctx.restart_deadline(options.timeout);
+    let report = crate::check::run(&ctx, options.strict).await;
+
+    if let Some(service) = service {
+        service.stop(Duration::from_secs(10)).await;
+    }
+    if let Some(local) = local_prometheus {
+        local.stop().await;
+    }
+    Ok(Verification { report, run, notes })
+}
+
+fn scenario(options: &VerifyOptions) -> Result<Scenario, VerifyError> {
+    match &options.scenario {
+        Some(path) => Scenario::from_file(path).map_err(|e| VerifyError::Config(e.to_string())),
+        None => Scenario::parse(
+            BUILTIN_SMOKE,
+            std::path::Path::new("scenarios/smoke.toml (built in)"),
+        )
+        .map_err(|e| VerifyError::Config(e.to_string())),
+    }
+}
+
+async fn start_prometheus(
+    options: &VerifyOptions,
+    base: &str,
+    client: &HttpClient,
+    notes: &mut Vec<String>,
+) -> Result<Option<LocalPrometheus>, VerifyError> {
+    if options.prometheus != PrometheusMode::Auto {
+        return Ok(None);
+    }
+    let Some(binary) = prometheus_server::find_on_path() else {
+        notes.push(
+            "no `prometheus` on the PATH: Prometheus checks skipped (apt-get install prometheus)"
+                .to_owned(),
+        );
+        return Ok(None);
+    };
+    let target = base
+        .trim_start_matches("http://")
+        .trim_start_matches("https://");
+    let listen = free_loopback_port().map_err(|e| VerifyError::Prometheus(e.to_string()))?;
+    let local =
+        LocalPrometheus::start(&binary, target, listen, client, Duration::from_secs(20)).await?;
+    notes.push(format!(
+        "started {} on {listen}, scraping {target} every 1 s",
+        binary.display()
+    ));
+    Ok(Some(local))
+}
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// A loopback port that was free a moment ago, for programs that cannot bind port 0 and say
+/// which port they got.
+pub fn free_loopback_port() -> std::io::Result<SocketAddr> {
+    std::net::TcpListener::bind(loopback(0))?.local_addr()
+}

@@ -1,0 +1,92 @@
+//! Child processes that obsctl starts (the service under test, a local Prometheus): each in its
+//! own process group, so that stopping it also stops whatever it started (`sh -c` wrappers,
+//! workers), and killed on drop, so that nothing outlives obsctl on failure or Ctrl-C.
+
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::process::{Child, ChildStderr, ChildStdout, Command};
+
+/// A started child process group.
+#[derive(Debug)]
+pub struct Group {
+    child: Child,
+    pgid: Option<Pid>,
+    /// What was started, for messages.
+    pub description: String,
+}
+
+impl Group {
+    /// Starts `command` in a new process group with stdin closed and stdout/stderr piped.
+    pub fn spawn(mut command: Command, description: impl Into<String>) -> std::io::Result<Self> {
+        command
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let child = command.spawn()?;
+        let pgid = child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .map(Pid::from_raw);
+        Ok(Self {
+            child,
+            pgid,
+            description: description.into(),
+        })
+    }
+
+    /// The child's stdout, once.
+    pub fn take_stdout(&mut self) -> Option<ChildStdout> {
+        self.child.stdout.take()
+    }
+
+    /// The child's stderr, once.
+    pub fn take_stderr(&mut self) -> Option<ChildStderr> {
+        self.child.stderr.take()
+    }
+
+    /// The exit status if the process already ended.
+    pub fn try_exit(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// SIGTERM to the group, then SIGKILL after `grace`; returns the leader's exit status.
+    pub async fn stop(mut self, grace: Duration) -> Option<ExitStatus> {
+        if let Some(status) = self.try_exit() {
+            self.signal(Signal::SIGKILL);
+            self.pgid = None;
+            return Some(status);
+        }
+        self.signal(Signal::SIGTERM);
+        let status = match tokio::time::timeout(grace, self.child.wait()).await {
+            Ok(Ok(status)) => Some(status),
+            _ => None,
+        };
+        // Whatever else the group started goes too.
+        self.signal(Signal::SIGKILL);
+        let status = match status {
+            Some(status) => Some(status),
+            None => self.child.wait().await.ok(),
+        };
+        // Reaped: the group id may be reused from now on, so Drop must not signal it.
+        self.pgid = None;
+        status
+    }
+
+    fn signal(&self, signal: Signal) {
+        if let Some(pgid) = self.pgid {
+            // The group may already be gone: nothing to do then.
+            let _ = killpg(pgid, signal);
+        }
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.signal(Signal::SIGKILL);
+    }
+}
