@@ -48,6 +48,19 @@ pub struct Config {
     #[arg(long, env = "LOG_LEVEL", default_value = "info", value_parser = parse_level)]
     pub log_level: LogLevel,
 
+    /// Longest a request may take; slower ones answer 503 (and are counted and logged).
+    #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout_secs: u64,
+
+    /// Most requests handled at once; beyond it requests answer 503 at once instead of queueing
+    /// without bound (overload degrades into fast errors, not into memory growth).
+    #[arg(long, env = "MAX_CONCURRENCY", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_concurrency: u64,
+
+    /// Bearer token required on GET /metrics (`Authorization: Bearer TOKEN`); unset: open.
+    #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+
     /// Seconds to wait for in-flight requests on SIGTERM / Ctrl-C before closing connections.
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
     pub shutdown_timeout_secs: u64,
@@ -57,6 +70,11 @@ impl Config {
     /// The added latency of fault injection.
     pub fn fault_latency(&self) -> Duration {
         Duration::from_millis(self.fault_latency_ms)
+    }
+
+    /// The per-request time limit.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
     }
 
     /// The SQLite location with any `sqlite:` URL prefix removed.

@@ -9,7 +9,7 @@ use salvo::conn::tcp::TcpAcceptor;
 use salvo::prelude::*;
 
 use crate::config::Config;
-use crate::routes::{self, faults::Faults};
+use crate::routes::{self, faults::Faults, limits::Limits};
 use crate::store::{Store, StoreError};
 use crate::telemetry::{self, logs::Stdout, metrics::HttpMetrics, traces};
 
@@ -70,7 +70,16 @@ impl Application {
         Ok(Self {
             acceptor,
             local_addr,
-            service: routes::service(store, metrics, faults),
+            service: routes::service(routes::Parts {
+                store,
+                metrics,
+                faults,
+                limits: Limits::new(
+                    usize::try_from(config.max_concurrency).unwrap_or(usize::MAX),
+                    config.request_timeout(),
+                ),
+                metrics_token: config.metrics_token.clone().filter(|t| !t.is_empty()),
+            }),
             drain_timeout: Duration::from_secs(config.shutdown_timeout_secs),
         })
     }

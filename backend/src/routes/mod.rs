@@ -3,6 +3,7 @@
 pub mod error;
 pub mod faults;
 pub mod health;
+pub mod limits;
 pub mod metrics;
 pub mod observe;
 pub mod users;
@@ -13,10 +14,32 @@ use salvo::prelude::*;
 use crate::store::Store;
 use crate::telemetry::metrics::HttpMetrics;
 use faults::Faults;
+use limits::Limits;
 
-/// Builds the service: routes, the observing hoop around everything (so 404s, 405s, 413s and
-/// panics are measured too) and the JSON error catcher.
-pub fn service(store: Store, metrics: HttpMetrics, faults: Faults) -> Service {
+/// What the service is built from.
+pub struct Parts {
+    /// The user store.
+    pub store: Store,
+    /// The request metrics.
+    pub metrics: HttpMetrics,
+    /// Fault injection on `/api/*`.
+    pub faults: Faults,
+    /// Concurrency cap and per-request timeout.
+    pub limits: Limits,
+    /// Bearer token protecting `/metrics`, if any.
+    pub metrics_token: Option<String>,
+}
+
+/// Builds the service: routes, the observing hoop around everything (so 404s, 405s, 413s,
+/// limits and panics are measured too), the limits inside it, and the JSON error catcher.
+pub fn service(parts: Parts) -> Service {
+    let Parts {
+        store,
+        metrics,
+        faults,
+        limits,
+        metrics_token,
+    } = parts;
     let mut api = Router::with_path("api");
     if !faults.is_off() {
         api = api.hoop(faults);
@@ -35,8 +58,10 @@ pub fn service(store: Store, metrics: HttpMetrics, faults: Faults) -> Service {
         .push(Router::with_path("health").get(health::Health { store }))
         .push(Router::with_path("metrics").get(metrics::MetricsEndpoint {
             metrics: metrics.clone(),
+            token: metrics_token,
         }));
     Service::new(router)
         .hoop(observe::Observe::new(metrics))
+        .hoop(limits)
         .catcher(Catcher::new(error::JsonCatcher))
 }

@@ -95,6 +95,9 @@ mod tests {
         }
         std::hint::black_box(x);
         assert!(after > before, "CPU time did not grow: {before} -> {after}");
-        assert!(after - before < 0.9, "moved by whole seconds: {before} -> {after}");
+        assert!(
+            after - before < 0.9,
+            "moved by whole seconds: {before} -> {after}"
+        );
     }
 }

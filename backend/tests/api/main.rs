@@ -2,7 +2,9 @@
 
 mod bad_input;
 mod helpers;
+mod limits;
 mod logs;
 mod metrics;
 mod shutdown;
 mod traces;
+mod verify;

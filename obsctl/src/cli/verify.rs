@@ -81,6 +81,9 @@ pub struct VerifyArgs {
     /// Longest wait for ingestion after the load ends.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, value_name = "D")]
     pub timeout: Duration,
+    /// Longest wait for the started service to accept connections.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, value_name = "D")]
+    pub startup_timeout: Duration,
     /// No progress display and no notes on stderr.
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -135,6 +138,7 @@ fn options(args: &VerifyArgs) -> anyhow::Result<VerifyOptions> {
         tempo: args.tempo.clone(),
         service: args.service.clone(),
         timeout: args.timeout,
+        startup_timeout: args.startup_timeout,
         overrides: Overrides {
             rps: args.rps,
             duration: args.duration,

@@ -3,7 +3,6 @@
 //! load engine; runs every check; stops everything it started, whatever happens.
 
 pub mod process;
-pub mod prometheus_server;
 pub mod service;
 
 use std::net::SocketAddr;
@@ -20,9 +19,11 @@ use crate::sources::http::HttpClient;
 use crate::sources::loki::Loki;
 use crate::sources::otlp::OtlpReceiver;
 use crate::sources::prometheus::Prometheus;
+use crate::sources::prometheus_server::{
+    self, PrometheusServer, PrometheusServerConfig, ScrapeJob,
+};
 use crate::sources::target::MetricsEndpoint;
 use crate::sources::tempo::Tempo;
-use prometheus_server::LocalPrometheus;
 use service::Service;
 
 /// The smoke scenario, built in so that `obsctl verify` works from any directory.
@@ -89,6 +90,8 @@ pub struct VerifyOptions {
     pub service: String,
     /// Longest wait for ingestion once the load ended.
     pub timeout: Duration,
+    /// Longest wait for the spawned service to accept connections.
+    pub startup_timeout: Duration,
     /// Load overrides (rate, duration).
     pub overrides: Overrides,
     /// Skipped checks fail.
@@ -122,7 +125,7 @@ pub async fn run(options: VerifyOptions) -> Result<Verification, VerifyError> {
     let (service, base) = match &options.target {
         Target::Spawn(command) => {
             let service =
-                Service::start(command, &receiver.endpoint(), Duration::from_secs(30)).await?;
+                Service::start(command, &receiver.endpoint(), options.startup_timeout).await?;
             notes.push(format!(
                 "started `{command}` on {} (stdout captured as the log source)",
                 service.addr
@@ -132,7 +135,7 @@ pub async fn run(options: VerifyOptions) -> Result<Verification, VerifyError> {
         }
         Target::Url(url) => (None, url.trim_end_matches('/').to_owned()),
     };
-    let local_prometheus = start_prometheus(&options, &base, &client, &mut notes).await?;
+    let local_prometheus = start_prometheus(&options, &base, &mut notes).await?;
 
     let metrics = MetricsEndpoint::for_target(client.clone(), &base);
     // The counter before the run: accounting compares increments, not totals.
@@ -154,7 +157,7 @@ pub async fn run(options: VerifyOptions) -> Result<Verification, VerifyError> {
     ctx.baseline = baseline;
     ctx.run = Some(run.clone());
     ctx.prometheus = match (&local_prometheus, &options.prometheus) {
-        (Some(local), _) => Some(Prometheus::new(client.clone(), local.url.clone())),
+        (Some(local), _) => Some(Prometheus::new(client.clone(), local.url())),
         (None, PrometheusMode::Url(url)) => Some(Prometheus::new(client.clone(), url.clone())),
         _ => None,
     };
@@ -184,7 +187,7 @@ pub async fn run(options: VerifyOptions) -> Result<Verification, VerifyError> {
         service.stop(Duration::from_secs(10)).await;
     }
     if let Some(local) = local_prometheus {
-        local.stop().await;
+        local.stop(Duration::from_secs(2)).await;
     }
     Ok(Verification { report, run, notes })
 }
@@ -203,13 +206,12 @@ fn scenario(options: &VerifyOptions) -> Result<Scenario, VerifyError> {
 async fn start_prometheus(
     options: &VerifyOptions,
     base: &str,
-    client: &HttpClient,
     notes: &mut Vec<String>,
-) -> Result<Option<LocalPrometheus>, VerifyError> {
+) -> Result<Option<PrometheusServer>, VerifyError> {
     if options.prometheus != PrometheusMode::Auto {
         return Ok(None);
     }
-    let Some(binary) = prometheus_server::find_on_path() else {
+    let Some(binary) = prometheus_server::find_binary() else {
         notes.push(
             "no `prometheus` on the PATH: Prometheus checks skipped (apt-get install prometheus)"
                 .to_owned(),
@@ -219,12 +221,23 @@ async fn start_prometheus(
     let target = base
         .trim_start_matches("http://")
         .trim_start_matches("https://");
-    let listen = free_loopback_port().map_err(|e| VerifyError::Prometheus(e.to_string()))?;
-    let local =
-        LocalPrometheus::start(&binary, target, listen, client, Duration::from_secs(20)).await?;
+    let config = PrometheusServerConfig {
+        binary: binary.clone(),
+        scrape_interval: Duration::from_secs(1),
+        jobs: vec![ScrapeJob {
+            job_name: "fastapi-backend".to_owned(),
+            target: target.to_owned(),
+            metrics_path: "/metrics".to_owned(),
+        }],
+        ready_timeout: Duration::from_secs(20),
+    };
+    let local = PrometheusServer::start(&config)
+        .await
+        .map_err(|e| VerifyError::Prometheus(e.to_string()))?;
     notes.push(format!(
-        "started {} on {listen}, scraping {target} every 1 s",
-        binary.display()
+        "started {} on {}, scraping {target} every 1 s",
+        binary.display(),
+        local.url()
     ));
     Ok(Some(local))
 }

@@ -1,0 +1,115 @@
+//! Limits: a stuck request times out, overload answers fast 503s, /metrics can require a token;
+//! every rejection is counted and logged like any request.
+
+use serde_json::Value;
+
+use crate::helpers::{Options, counter, spawn_app_with};
+
+#[tokio::test]
+async fn a_request_over_the_time_limit_answers_503_and_is_counted_and_logged() {
+    let options = Options::default()
+        .arg("--request-timeout-secs")
+        .arg("1")
+        .arg("--fault-latency-ms")
+        .arg("3000");
+    let app = spawn_app_with(options).await;
+    let response = app.get("/api/users/1").await;
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["detail"].as_str().unwrap().contains("timed out"),
+        "{body}"
+    );
+    let metrics = app.metrics().await;
+    assert_eq!(counter(&metrics, "GET", "/api/users/{user_id}", "503"), 1.0);
+    let line = app.wait_for_request_lines(1).await.remove(0);
+    assert_eq!(line["status_code"], 503);
+    assert_eq!(line["level"], "ERROR");
+}
+
+#[tokio::test]
+async fn overload_answers_fast_503s_with_retry_after_instead_of_queueing() {
+    let options = Options::default()
+        .arg("--max-concurrency")
+        .arg("2")
+        .arg("--fault-latency-ms")
+        .arg("800");
+    let app = spawn_app_with(options).await;
+    let requests: Vec<_> = (0..6)
+        .map(|_| {
+            let request = app.client.get(app.url("/api/users/1"));
+            tokio::spawn(async move { request.send().await })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for request in requests {
+        let response = request.await.unwrap().expect("every request is answered");
+        if response.status() == 503 {
+            assert_eq!(response.headers()["retry-after"], "1");
+        }
+        statuses.push(response.status().as_u16());
+    }
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    let rejected = statuses.iter().filter(|s| **s == 503).count();
+    assert_eq!(ok + rejected, 6, "{statuses:?}");
+    assert!(
+        ok >= 2 && rejected >= 1,
+        "two slots serve, the rest are turned away: {statuses:?}"
+    );
+    let metrics = app.metrics().await;
+    assert_eq!(
+        counter(&metrics, "GET", "/api/users/{user_id}", "503"),
+        rejected as f64
+    );
+    assert_eq!(
+        counter(&metrics, "GET", "/api/users/{user_id}", "200"),
+        ok as f64
+    );
+}
+
+#[tokio::test]
+async fn metrics_token_protects_the_scrape_and_nothing_else() {
+    let app = spawn_app_with(Options::default().env("METRICS_TOKEN", "s3cret-token")).await;
+    let anonymous = app.get("/metrics").await;
+    assert_eq!(anonymous.status(), 401);
+    assert!(
+        anonymous.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer")
+    );
+    let body: Value = anonymous.json().await.unwrap();
+    assert!(body["detail"].is_string());
+    let wrong = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth("s3cret-tokex")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let scraped = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth("s3cret-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scraped.status(), 200);
+    let text = scraped.text().await.unwrap();
+    assert!(
+        text.contains(
+            r#"fastapi_requests_total{method="GET",path="/metrics",status_code="401"} 2"#
+        ),
+        "{text}"
+    );
+    assert_eq!(
+        app.get("/health").await.status(),
+        200,
+        "other routes stay open"
+    );
+    assert!(
+        !app.stdout().iter().any(|l| l.contains("s3cret")),
+        "the token never reaches the logs"
+    );
+}

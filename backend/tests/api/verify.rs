@@ -1,0 +1,121 @@
+//! `obsctl verify` end to end against the real backend: with a real Prometheus when one is
+//! installed, and without.
+
+use std::time::Duration;
+
+use obsctl::check::model::Status;
+use obsctl::load::Overrides;
+use obsctl::verify::{self, PrometheusMode, Target, VerifyOptions};
+
+fn options(prometheus: PrometheusMode) -> VerifyOptions {
+    VerifyOptions {
+        scenario: None,
+        target: Target::Spawn(format!(
+            "{} --database :memory:",
+            env!("CARGO_BIN_EXE_backend")
+        )),
+        prometheus,
+        loki: None,
+        tempo: None,
+        service: "fastapi-backend".to_owned(),
+        timeout: Duration::from_secs(10),
+        startup_timeout: Duration::from_secs(15),
+        overrides: Overrides {
+            duration: Some(Duration::from_secs(2)),
+            ..Overrides::default()
+        },
+        strict: false,
+        progress: false,
+    }
+}
+
+fn status_of(report: &obsctl::check::report::CheckReport, id: &str) -> Status {
+    report
+        .checks
+        .iter()
+        .find(|c| c.id == id)
+        .map(|c| c.status)
+        .expect(id)
+}
+
+fn assert_all_pass_except(report: &obsctl::check::report::CheckReport, skipped: &[&str]) {
+    for check in &report.checks {
+        let expected = if skipped.contains(&check.id.as_str()) {
+            Status::Skip
+        } else {
+            Status::Pass
+        };
+        assert_eq!(
+            check.status, expected,
+            "{}: {} {:?}",
+            check.id, check.detail, check.evidence
+        );
+    }
+}
+
+#[tokio::test]
+async fn verify_passes_every_check_of_the_real_backend_without_prometheus() {
+    let verification = verify::run(options(PrometheusMode::Off))
+        .await
+        .expect("verify runs");
+    assert!(verification.run.requests_sent > 0);
+    assert_all_pass_except(
+        &verification.report,
+        &[
+            "traces-tempo",
+            "logs-loki",
+            "prometheus-scrape",
+            "process-metrics-prometheus",
+        ],
+    );
+    assert!(verification.report.succeeded());
+}
+
+#[tokio::test]
+async fn verify_passes_every_check_of_the_real_backend_with_a_real_prometheus() {
+    if obsctl::sources::prometheus_server::find_binary().is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have prometheus installed (.ci/run installs it)"
+        );
+        eprintln!("SKIPPED: no `prometheus` on the PATH (apt-get install prometheus)");
+        return;
+    }
+    let verification = verify::run(options(PrometheusMode::Auto))
+        .await
+        .expect("verify runs");
+    assert_eq!(
+        status_of(&verification.report, "prometheus-scrape"),
+        Status::Pass
+    );
+    assert_all_pass_except(&verification.report, &["traces-tempo", "logs-loki"]);
+}
+
+#[tokio::test]
+async fn verify_reports_a_service_that_never_listens_as_an_error_not_a_hang() {
+    let mut options = options(PrometheusMode::Off);
+    options.target = Target::Spawn("echo 'not a server' >&2; sleep 60".to_owned());
+    options.startup_timeout = Duration::from_secs(2);
+    let started = std::time::Instant::now();
+    let error = tokio::time::timeout(Duration::from_secs(20), verify::run(options))
+        .await
+        .expect("bounded")
+        .expect_err("a service that never listens cannot be verified");
+    let message = error.to_string();
+    assert!(message.contains("did not listen"), "{message}");
+    assert!(
+        message.contains("not a server"),
+        "stderr is quoted: {message}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+}
+
+#[tokio::test]
+async fn verify_reports_a_service_that_exits_at_once_with_its_exit_status() {
+    let mut options = options(PrometheusMode::Off);
+    options.target = Target::Spawn("echo 'boom: config missing' >&2; exit 3".to_owned());
+    let error = verify::run(options).await.expect_err("nothing to verify");
+    let message = error.to_string();
+    assert!(message.contains("exited with"), "{message}");
+    assert!(message.contains("boom: config missing"), "{message}");
+}

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Cost of the instrumentation: the release backend under wrk on GET /api/users/1 with
+#   on   metrics + JSON logs (stdout to a file) + traces exported to an OTLP sink on this host
+#   down metrics + logs + traces exported to a closed port (collector down)
+#   off  metrics only: OTEL_SDK_DISABLED=true and LOG_LEVEL=off
+# Cases alternate (on, off, down, on, off, down, ...) so that drift in machine load hits each
+# alike; the ratio of medians is the figure. Loopback only; every run is bounded by -d.
+#
+# Usage: bench/backend.sh [ROUNDS] [DURATION] [CONNECTIONS]     (defaults: 3 10s 32)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+rounds=${1:-3}
+duration=${2:-10s}
+connections=${3:-32}
+command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 2; }
+
+cargo build --release --locked -q -p backend -p obsctl --example otlp_sink
+work=$(mktemp -d)
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+
+sink_port=$(free_port)
+./target/release/examples/otlp_sink "127.0.0.1:$sink_port" >"$work/sink.out" 2>&1 &
+pids+=($!)
+wait_port "$sink_port"
+closed_port=$(free_port)
+
+# run_case NAME -> prints "requests_per_s p99_ms"
+run_case() {
+  local name=$1 port; port=$(free_port)
+  local -a env=(HOST=127.0.0.1 PORT="$port" DATABASE_URL=:memory:)
+  case $name in
+    on) env+=(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$sink_port" LOG_LEVEL=info) ;;
+    down) env+=(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$closed_port" LOG_LEVEL=info) ;;
+    off) env+=(OTEL_SDK_DISABLED=true LOG_LEVEL=off) ;;
+  esac
+  env "${env[@]}" ./target/release/backend >"$work/$name.log" 2>&1 &
+  local pid=$!
+  wait_port "$port"
+  wrk -t1 -c"$connections" -d2s "http://127.0.0.1:$port/api/users/1" >/dev/null   # warm-up
+  wrk -t1 -c"$connections" -d"$duration" --latency "http://127.0.0.1:$port/api/users/1" >"$work/wrk.out"
+  kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+  local rps p99
+  rps=$(awk '/Requests\/sec/ {print $2}' "$work/wrk.out")
+  p99=$(awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}' "$work/wrk.out")
+  echo "$rps $p99"
+}
+
+declare -A rps p99
+for round in $(seq "$rounds"); do
+  for name in on off down; do
+    read -r r p < <(run_case "$name")
+    rps[$name]+="$r "; p99[$name]+="$p "
+    echo "round $round $name: $r req/s, p99 $p ms" >&2
+  done
+done
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+m_on=$(echo "${rps[on]}" | median); m_off=$(echo "${rps[off]}" | median); m_down=$(echo "${rps[down]}" | median)
+p_on=$(echo "${p99[on]}" | median); p_off=$(echo "${p99[off]}" | median); p_down=$(echo "${p99[down]}" | median)
+
+echo
+echo "| case | median req/s | median p99 (ms) | throughput vs off |"
+echo "|---|---|---|---|"
+awk -v n="on: metrics + logs + traces to a local OTLP sink" -v r="$m_on" -v p="$p_on" -v b="$m_off" 'BEGIN {printf "| %s | %.0f | %.2f | %.3f |\n", n, r, p, r/b}'
+awk -v n="down: same, collector down" -v r="$m_down" -v p="$p_down" -v b="$m_off" 'BEGIN {printf "| %s | %.0f | %.2f | %.3f |\n", n, r, p, r/b}'
+awk -v n="off: metrics only (OTEL_SDK_DISABLED, LOG_LEVEL=off)" -v r="$m_off" -v p="$p_off" 'BEGIN {printf "| %s | %.0f | %.2f | 1.000 |\n", n, r, p}'
+echo
+echo "rounds=$rounds duration=$duration connections=$connections, wrk -t1, $(nproc) cores; sink: $(kill -TERM "${pids[0]}"; wait "${pids[0]}" 2>/dev/null; tail -1 "$work/sink.out")"
