@@ -255,3 +255,40 @@ pub async fn receiver() -> OtlpReceiver {
         .await
         .expect("start OTLP receiver")
 }
+
+/// A response read off a raw socket: the status (None when the server closed without one),
+/// the header block and the body.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: Option<u16>,
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+impl TestApp {
+    /// Sends `request` byte for byte (it should say `Connection: close`) and reads the answer to
+    /// the end, for requests that no well-behaved client would send.
+    pub async fn raw(&self, request: &[u8]) -> RawResponse {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let exchange = async {
+            let mut stream = tokio::net::TcpStream::connect(self.addr).await?;
+            // The server may answer and close before the whole request is written.
+            let _ = stream.write_all(request).await;
+            let mut answer = Vec::new();
+            let _ = stream.read_to_end(&mut answer).await;
+            Ok::<_, std::io::Error>(answer)
+        };
+        let answer = tokio::time::timeout(Duration::from_secs(10), exchange)
+            .await
+            .expect("raw exchange within 10 s")
+            .expect("connect");
+        let split = answer.windows(4).position(|w| w == b"\r\n\r\n");
+        let (head, body) = match split {
+            Some(at) => (&answer[..at], answer[at + 4..].to_vec()),
+            None => (&answer[..], Vec::new()),
+        };
+        let head = String::from_utf8_lossy(head).into_owned();
+        let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok());
+        RawResponse { status, head, body }
+    }
+}

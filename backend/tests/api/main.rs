@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod helpers;
+mod hostile;
 mod limits;
 mod logs;
 mod metrics;
