@@ -1,6 +1,7 @@
 //! Integration tests: the real backend binary, on loopback, with real OTLP/gRPC and SQLite.
 
 mod bad_input;
+mod collector;
 mod helpers;
 mod hostile;
 mod limits;

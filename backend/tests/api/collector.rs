@@ -1,0 +1,107 @@
+//! Collector faults: down, blackholed (accepts, never answers), and back again. Requests never
+//! wait on the exporter; lost spans are counted and logged at a bounded rate.
+
+use std::time::Duration;
+
+use obsctl::sources::otlp::OtlpReceiver;
+
+use crate::helpers::{Options, TestApp, free_port, spawn_app_with};
+
+async fn dropped_spans(app: &TestApp) -> f64 {
+    let metrics = app.metrics().await;
+    metrics
+        .family("otel_spans_dropped_total")
+        .and_then(|f| f.samples.first())
+        .map_or(0.0, |s| s.value)
+}
+
+async fn send_within_two_seconds(app: &TestApp, n: usize) {
+    for _ in 0..n {
+        let response = app
+            .client
+            .get(app.url("/api/users/1"))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .expect("answered within 2 s while the collector misbehaves");
+        assert_eq!(response.status(), 200);
+    }
+}
+
+#[tokio::test]
+async fn a_dead_collector_costs_counted_spans_and_one_log_line_not_requests() {
+    let app = spawn_app_with(Options::default().env("OTEL_BSP_SCHEDULE_DELAY", "50")).await;
+    for _ in 0..5 {
+        send_within_two_seconds(&app, 20).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while dropped_spans(&app).await < 1.0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        dropped_spans(&app).await >= 1.0,
+        "dropped spans are counted"
+    );
+    let warnings = app
+        .stdout()
+        .iter()
+        .filter(|l| l.contains("Trace export failed"))
+        .count();
+    assert_eq!(warnings, 1, "many failed exports, one log line per 30 s");
+}
+
+#[tokio::test]
+async fn a_blackholed_collector_does_not_hold_requests() {
+    // Accepts connections and never answers: the worst kind of collector.
+    let blackhole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", blackhole.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = blackhole.accept().await {
+            open.push(socket);
+        }
+    });
+    let options = Options::default()
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+        .env("OTEL_BSP_SCHEDULE_DELAY", "50")
+        .env("OTEL_EXPORTER_OTLP_TIMEOUT", "500");
+    let app = spawn_app_with(options).await;
+    send_within_two_seconds(&app, 200).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while dropped_spans(&app).await < 1.0 && tokio::time::Instant::now() < deadline {
+        send_within_two_seconds(&app, 5).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        dropped_spans(&app).await >= 1.0,
+        "timed-out exports are counted as dropped"
+    );
+    held.abort();
+}
+
+#[tokio::test]
+async fn spans_flow_again_when_the_collector_comes_back() {
+    let addr = free_port();
+    let options = Options::default()
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{addr}"))
+        .env("OTEL_BSP_SCHEDULE_DELAY", "50");
+    let app = spawn_app_with(options).await;
+    send_within_two_seconds(&app, 10).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let receiver = OtlpReceiver::start(addr)
+        .await
+        .expect("the collector's port is free again");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut spans = Vec::new();
+    while spans.is_empty() && tokio::time::Instant::now() < deadline {
+        send_within_two_seconds(&app, 5).await;
+        spans = receiver
+            .wait_for_spans(|s| !s.is_empty(), Duration::from_millis(500))
+            .await;
+    }
+    assert!(
+        !spans.is_empty(),
+        "the exporter reconnected and spans arrive"
+    );
+}
