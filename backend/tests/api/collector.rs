@@ -105,3 +105,36 @@ async fn spans_flow_again_when_the_collector_comes_back() {
         "the exporter reconnected and spans arrive"
     );
 }
+
+#[tokio::test]
+async fn a_full_queue_drops_are_counted_and_logged_at_shutdown() {
+    // A collector that never answers: the queue cannot drain, so a small one must overflow.
+    let blackhole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", blackhole.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = blackhole.accept().await {
+            open.push(socket);
+        }
+    });
+    let options = Options::default()
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+        .env("OTEL_EXPORTER_OTLP_TIMEOUT", "300")
+        .env("OTEL_BSP_MAX_QUEUE_SIZE", "8")
+        .env("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "8");
+    let app = spawn_app_with(options).await;
+    send_within_two_seconds(&app, 50).await;
+    let (exit, stdout) = app.terminate().await;
+    assert!(exit.success());
+    let warning = stdout
+        .iter()
+        .find(|l| l.contains("export queue was full"))
+        .unwrap_or_else(|| panic!("a line reports the queue drops: {stdout:?}"));
+    let line: serde_json::Value = serde_json::from_str(warning).unwrap();
+    assert_eq!(line["level"], "WARNING");
+    assert!(
+        line["dropped_spans"].as_u64().is_some_and(|n| n > 0),
+        "{line}"
+    );
+    held.abort();
+}

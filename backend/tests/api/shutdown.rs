@@ -50,3 +50,69 @@ async fn sigterm_drains_in_flight_requests_flushes_spans_and_exits_zero() {
         .count();
     assert_eq!(server, 5, "every in-flight request's span was flushed");
 }
+
+#[tokio::test]
+async fn sigterm_during_a_2k_rps_run_loses_no_answered_request_and_flushes_every_span() {
+    use obsctl::load::{LoadConfig, Overrides};
+    use obsctl::scenario::Scenario;
+
+    let otlp = receiver().await;
+    let app = spawn_app_with(Options::default().exporting_to(&otlp)).await;
+    let scenario = Scenario::parse(
+        "name = \"shutdown\"\n[[stages]]\nduration = \"3s\"\nrate = 2000\n\
+         [[requests]]\nname = \"get_user\"\npath = \"/api/users/{{random:1..3}}\"\nexpect = [200]\n",
+        std::path::Path::new("shutdown.toml"),
+    )
+    .expect("scenario");
+    let overrides = Overrides {
+        target: Some(format!("http://{}", app.addr)),
+        timeout: Some(Duration::from_secs(2)),
+        ..Overrides::default()
+    };
+    let config = LoadConfig::new(scenario, overrides).expect("config");
+    let load = tokio::spawn(obsctl::load::run(config, std::future::pending()));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (exit, stdout) = app.terminate().await;
+    let run = load.await.unwrap().expect("the run completes");
+    assert!(exit.success(), "exit status {exit}");
+
+    let answered: u64 = run
+        .requests
+        .iter()
+        .filter(|r| r.status.is_some())
+        .map(|r| r.count)
+        .sum();
+    assert!(
+        answered > 1000,
+        "the run was under load when SIGTERM came: {answered} answered"
+    );
+    assert!(
+        run.requests
+            .iter()
+            .all(|r| r.status.is_none_or(|s| s < 500)),
+        "{:?}",
+        run.requests
+    );
+    let logged = stdout
+        .iter()
+        .filter(|l| l.contains("\"Request completed\"") && l.contains(&run.trace_id_prefix))
+        .count() as u64;
+    assert_eq!(logged, answered, "every answered request was logged");
+    let prefix = run.trace_id_prefix.clone();
+    let traces_of_run = |spans: &[obsctl::sources::span::ReceivedSpan]| {
+        spans
+            .iter()
+            .filter(|s| s.trace_id.starts_with(&prefix) && s.name.starts_with("GET /api/users"))
+            .map(|s| s.trace_id.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len() as u64
+    };
+    let spans = otlp
+        .wait_for_spans(|s| traces_of_run(s) >= answered, Duration::from_secs(5))
+        .await;
+    assert_eq!(
+        traces_of_run(&spans),
+        answered,
+        "every answered request's span was flushed"
+    );
+}

@@ -17,6 +17,8 @@ fn options(prometheus: PrometheusMode) -> VerifyOptions {
         prometheus,
         loki: None,
         tempo: None,
+        grafana: None,
+        dashboard: None,
         service: "fastapi-backend".to_owned(),
         timeout: Duration::from_secs(10),
         startup_timeout: Duration::from_secs(15),
@@ -66,6 +68,8 @@ async fn verify_passes_every_check_of_the_real_backend_without_prometheus() {
             "logs-loki",
             "prometheus-scrape",
             "process-metrics-prometheus",
+            "grafana",
+            "dashboard-panels",
         ],
     );
     assert!(verification.report.succeeded());
@@ -88,7 +92,47 @@ async fn verify_passes_every_check_of_the_real_backend_with_a_real_prometheus() 
         status_of(&verification.report, "prometheus-scrape"),
         Status::Pass
     );
-    assert_all_pass_except(&verification.report, &["traces-tempo", "logs-loki"]);
+    assert_all_pass_except(
+        &verification.report,
+        &["traces-tempo", "logs-loki", "grafana", "dashboard-panels"],
+    );
+}
+
+#[tokio::test]
+async fn verify_evaluates_every_dashboard_panel_against_the_real_prometheus() {
+    if obsctl::sources::prometheus_server::find_binary().is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have prometheus installed (.ci/run installs it)"
+        );
+        eprintln!("SKIPPED: no `prometheus` on the PATH (apt-get install prometheus)");
+        return;
+    }
+    let mut options = options(PrometheusMode::Auto);
+    options.dashboard = Some(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../deploy/grafana/dashboards/fastapi-dashboard.json"
+        )
+        .into(),
+    );
+    let verification = verify::run(options).await.expect("verify runs");
+    let panels = verification
+        .report
+        .checks
+        .iter()
+        .find(|c| c.id == "dashboard-panels")
+        .expect("dashboard-panels is in the report");
+    assert_eq!(
+        panels.status,
+        Status::Pass,
+        "{}\n{}",
+        panels.detail,
+        panels.evidence.join("\n")
+    );
+    // 7 PromQL panels evaluated; the Loki panel is skipped without --loki, and says so.
+    assert_eq!(panels.evidence.len(), 8, "{:?}", panels.evidence);
+    assert!(panels.detail.contains("Logger Stream"), "{}", panels.detail);
 }
 
 #[tokio::test]
