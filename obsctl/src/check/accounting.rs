@@ -158,7 +158,7 @@ pub async fn metrics(ctx: &CheckContext) -> Outcome {
         None => return Outcome::skip("no target given", "pass --target URL"),
         Some(Err(message)) => {
             return Outcome::error(
-                format!("could not scrape /metrics: {message}"),
+                format!("could not scrape /metrics: {}", message.message),
                 "see metrics-endpoint",
             );
         }

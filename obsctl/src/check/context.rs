@@ -47,6 +47,10 @@ pub struct CheckContext {
     pub loki: Option<Loki>,
     /// A Tempo server that should hold the service's traces.
     pub tempo: Option<Tempo>,
+    /// A Grafana that should be up with the three datasources and the Part 7 dashboard.
+    pub grafana: Option<crate::sources::grafana::Grafana>,
+    /// A dashboard JSON file whose every panel query should return data.
+    pub dashboard: Option<std::path::PathBuf>,
     /// Backend log lines.
     pub logs: Option<LogInput>,
     /// obsctl's own OTLP receiver, when the service exports to it.
@@ -60,7 +64,17 @@ pub struct CheckContext {
     pub exclusive: bool,
     /// Polling for ingestion (scrapes, batch export, log shipping) stops here.
     pub deadline: Instant,
-    scrape: OnceCell<Result<MetricsScrape, String>>,
+    scrape: OnceCell<Result<MetricsScrape, ScrapeFailure>>,
+}
+
+/// Why `/metrics` gave nothing to check.
+#[derive(Debug, Clone)]
+pub struct ScrapeFailure {
+    /// What went wrong, as one sentence.
+    pub message: String,
+    /// True when the service answered (with an error status): the item then fails, rather than
+    /// the source erroring.
+    pub answered: bool,
 }
 
 impl CheckContext {
@@ -73,6 +87,8 @@ impl CheckContext {
             prometheus: None,
             loki: None,
             tempo: None,
+            grafana: None,
+            dashboard: None,
             logs: None,
             otlp: None,
             run: None,
@@ -89,12 +105,17 @@ impl CheckContext {
     }
 
     /// The target's `/metrics`, scraped once and shared by every metrics check.
-    /// `None` when no target was given; `Some(Err(message))` when the scrape failed.
-    pub async fn scrape(&self) -> Option<&Result<MetricsScrape, String>> {
+    /// `None` when no target was given; `Some(Err(..))` when the scrape failed.
+    pub async fn scrape(&self) -> Option<&Result<MetricsScrape, ScrapeFailure>> {
         let endpoint = self.metrics.as_ref()?;
         Some(
             self.scrape
-                .get_or_init(|| async { endpoint.scrape().await.map_err(|e| describe(&e)) })
+                .get_or_init(|| async {
+                    endpoint.scrape().await.map_err(|e| ScrapeFailure {
+                        message: describe(&e),
+                        answered: matches!(e, SourceError::Status(_)),
+                    })
+                })
                 .await,
         )
     }

@@ -95,6 +95,17 @@ pub async fn request_fields(ctx: &CheckContext) -> Outcome {
     }
     let requests: Vec<&LogLine> = lines.iter().filter(|l| is_request_line(l)).collect();
     if requests.is_empty() {
+        let on_stderr = input
+            .stderr
+            .as_ref()
+            .map(|stderr| stderr.lines().into_iter().filter(is_request_line).count())
+            .unwrap_or(0);
+        if on_stderr > 0 {
+            return Outcome::fail(
+                format!("no request lines on {}, but {on_stderr} on stderr", input.origin),
+                "log to stdout: logging.StreamHandler() writes to stderr unless given sys.stdout",
+            );
+        }
         return Outcome::fail(
             format!(
                 "none of the {} lines is a request line (with endpoint, method or status_code)",

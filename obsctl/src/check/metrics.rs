@@ -136,7 +136,7 @@ pub async fn duration_histogram(ctx: &CheckContext) -> Outcome {
         }
         other => {
             return Outcome::fail(
-                format!("{DURATION} is a {}, not a histogram", other.as_str()),
+                format!("{DURATION} is {}, not a histogram", article(other)),
                 "declare it as a Histogram with buckets 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10",
             );
         }
@@ -260,8 +260,12 @@ pub async fn process(ctx: &CheckContext) -> Outcome {
 async fn usable_scrape(ctx: &CheckContext) -> Result<&MetricsScrape, Outcome> {
     match ctx.scrape().await {
         None => Err(Outcome::skip("no target given", NO_TARGET)),
-        Some(Err(message)) => Err(Outcome::error(
-            format!("could not scrape /metrics: {message}"),
+        Some(Err(failure)) if failure.answered => Err(Outcome::fail(
+            format!("/metrics did not answer with metrics: {}", failure.message),
+            "serve GET /metrics with status 200 (and, if it needs a token, give it to Prometheus)",
+        )),
+        Some(Err(failure)) => Err(Outcome::error(
+            format!("could not scrape /metrics: {}", failure.message),
             "check that the service runs and --target points at it",
         )),
         Some(Ok(scrape)) => Ok(scrape),
@@ -305,16 +309,17 @@ async fn contract_family<'a>(
         })
 }
 
+/// The first series whose label names are not exactly the contract's: checked per series, so
+/// one incomplete series is not hidden by complete ones.
 fn label_mismatch(family: &MetricFamily) -> Option<Outcome> {
-    let have = family.label_names();
     let want: BTreeSet<String> = LABELS.iter().map(|l| (*l).to_owned()).collect();
-    if have == want {
-        return None;
-    }
+    let series = family.series();
+    let wrong = series.iter().find(|labels| labels.keys().cloned().collect::<BTreeSet<_>>() != want)?;
+    let have: BTreeSet<String> = wrong.keys().cloned().collect();
     let missing: Vec<&str> = want.difference(&have).map(String::as_str).collect();
     let extra: Vec<&str> = have.difference(&want).map(String::as_str).collect();
     let mut detail = format!(
-        "{} has labels {{{}}}",
+        "a {} series has labels {{{}}}",
         family.name,
         have.iter().cloned().collect::<Vec<_>>().join(", ")
     );
@@ -324,10 +329,18 @@ fn label_mismatch(family: &MetricFamily) -> Option<Outcome> {
     if !extra.is_empty() {
         detail.push_str(&format!("; unexpected: {}", extra.join(", ")));
     }
-    Some(Outcome::fail(
-        detail,
-        "use exactly the labels method, path, status_code",
-    ))
+    let bad = series.iter().filter(|labels| labels.keys().cloned().collect::<BTreeSet<_>>() != want).count();
+    Some(
+        Outcome::fail(detail, "use exactly the labels method, path, status_code on every series")
+            .evidence(format!("{bad} of {} series differ, e.g. {wrong:?}", series.len())),
+    )
+}
+
+/// "a counter", "an untyped": the article for a metric type's name.
+fn article(kind: MetricType) -> String {
+    let name = kind.as_str();
+    let vowel = name.starts_with(['a', 'e', 'i', 'o', 'u']);
+    format!("{} {name}", if vowel { "an" } else { "a" })
 }
 
 /// A body like `"# HELP ...\n..."`: the exposition text JSON-encoded by a web framework.

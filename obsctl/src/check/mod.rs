@@ -3,6 +3,7 @@
 
 pub mod accounting;
 pub mod context;
+pub mod dashboard;
 pub mod logs;
 pub mod metrics;
 pub mod model;
@@ -98,6 +99,16 @@ pub const CATALOG: &[CheckSpec] = &[
         "Every request sent has its SERVER span, in the caller's trace",
         Signal::Traces,
     ),
+    spec(
+        "grafana",
+        "Grafana is up with the Prometheus, Loki and Tempo datasources and the 8-panel dashboard",
+        Signal::Dashboard,
+    ),
+    spec(
+        "dashboard-panels",
+        "Every dashboard panel's query returns data (Part 7)",
+        Signal::Dashboard,
+    ),
 ];
 
 const fn spec(id: &'static str, title: &'static str, signal: Signal) -> CheckSpec {
@@ -122,6 +133,8 @@ async fn run_one(id: &str, ctx: &CheckContext) -> Outcome {
         "accounting-metrics" => accounting::metrics(ctx).await,
         "accounting-logs" => accounting::logs(ctx).await,
         "accounting-traces" => accounting::traces(ctx).await,
+        "grafana" => dashboard::grafana(ctx).await,
+        "dashboard-panels" => dashboard::dashboard_panels(ctx).await,
         other => Outcome::error(format!("no check named {other}"), "this is a bug in obsctl"),
     }
 }

@@ -48,29 +48,21 @@ pub fn text(report: &CheckReport, color: bool) -> String {
         }
     }
     let s = &report.summary;
-    // "N passed, N failed, N skipped" alone on a line: the closing line CI systems read.
-    let _ = writeln!(
-        out,
-        "\nchecks: {} passed, {} failed, {} skipped",
-        s.passed,
-        s.failed + s.errors,
-        s.skipped
-    );
     if s.errors > 0 {
-        let _ = writeln!(
-            out,
-            "({} of the failures are errors: a source could not answer)",
-            s.errors
-        );
+        let _ = writeln!(out, "\n({} of the failures are errors: a source could not answer)", s.errors);
     }
     if report.strict && s.skipped > 0 {
         let _ = writeln!(out, "(strict: the skipped checks count as failures)");
     }
-    let verdict = if report.succeeded() {
-        paint(Status::Pass, "OK")
-    } else {
-        paint(Status::Fail, "FAILED")
-    };
-    let _ = writeln!(out, "{verdict}");
+    let verdict = if report.succeeded() { paint(Status::Pass, "OK") } else { paint(Status::Fail, "FAILED") };
+    let _ = writeln!(out, "\n{verdict}");
+    // "N passed, N failed, N skipped" alone on the last line: the closing line CI systems read.
+    let _ = writeln!(
+        out,
+        "checks: {} passed, {} failed, {} skipped",
+        s.passed,
+        s.failed + s.errors,
+        s.skipped
+    );
     out
 }

@@ -1,0 +1,380 @@
+//! The accounting checks: a run report of known requests, a baseline scrape and a target whose
+//! counter rose by the right amount or not; request log lines and SERVER spans of the run's own
+//! traces, complete or not.
+
+use std::time::Duration;
+
+use obsctl::check::context::CheckContext;
+use obsctl::check::model::Status;
+use obsctl::report::RunReport;
+use obsctl::sources::exposition::{self, Exposition};
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::exposition::{
+    CONTRACT_BUCKETS, Series, duration_histogram, process_metrics, requests_counter,
+};
+use crate::helpers::{
+    FakeServer, SERVICE, assert_check, context, log_input, result, run_checks, target_context,
+};
+use crate::traces::{attribute, export, receiver, send, span};
+
+/// The run id of the fixture run; every trace id of the run starts with it.
+const RUN_ID: &str = "5eed0b5c0ffee001";
+
+/// One request line of the run report: method, concrete path, status, count.
+type Sent<'a> = (&'a str, &'a str, u16, u64);
+
+/// What the fixture run sent: 11 requests, all answered.
+const SENT: &[Sent<'static>] = &[
+    ("GET", "/api/users/1", 200, 3),
+    ("GET", "/api/users/2", 200, 2),
+    ("GET", "/api/users/999", 404, 2),
+    ("POST", "/api/users", 201, 4),
+];
+
+/// A run report of `obsctl load` that sent `sent`, as JSON in the shape of
+/// `obsctl/schema/run-report.schema.json`, read back as `obsctl check --run-report` does.
+fn run_report(sent: &[Sent]) -> RunReport {
+    let total: u64 = sent.iter().map(|(_, _, _, n)| n).sum();
+    let now = OffsetDateTime::now_utc();
+    let stamp = |t: OffsetDateTime| t.format(&Rfc3339).expect("UTC formats as RFC 3339");
+    let requests: Vec<Value> = sent
+        .iter()
+        .map(|(method, path, status, count)| {
+            json!({
+                "method": method, "path": path, "name": format!("{method} {path}"),
+                "status": status, "error": null, "count": count
+            })
+        })
+        .collect();
+    let mut statuses = serde_json::Map::new();
+    for (_, _, status, count) in sent {
+        let seen = statuses
+            .get(&status.to_string())
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        statuses.insert(status.to_string(), json!(seen + count));
+    }
+    let latency = json!({
+        "samples": total, "mean": 4.0, "p50": 4.0, "p90": 5.0, "p95": 5.0,
+        "p99": 6.0, "p99_9": 6.0, "max": 6.0
+    });
+    let report = json!({
+        "schema_version": 1,
+        "run_id": RUN_ID,
+        "trace_id_prefix": RUN_ID,
+        "seq_count": total,
+        "scenario": { "name": "accounting", "file": null },
+        "target": "http://127.0.0.1:8000",
+        "model": "open",
+        "plan": {
+            "duration_s": 1.0, "planned_requests": total, "start_rate": total as f64,
+            "stages": [{ "duration_s": 1.0, "rate": total as f64 }],
+            "max_in_flight": 16, "timeout_ms": 2000.0
+        },
+        "window_start": stamp(now - Duration::from_secs(2)),
+        "window_end": stamp(now),
+        "duration_s": 1.0,
+        "interrupted": false,
+        "requests_sent": total,
+        "requests_not_started": 0,
+        "requests": requests,
+        "overall": {
+            "count": total, "not_started": 0, "errors": 0, "error_rate": 0.0,
+            "achieved_rate": total as f64, "statuses": statuses, "errors_by_kind": {},
+            "latency_ms": latency
+        },
+        "by_name": [],
+        "thresholds": [],
+        "passed": true
+    });
+    assert_valid_run_report(&report);
+    serde_json::from_value(report).expect("the fixture is a run report")
+}
+
+/// The fixture is checked against the committed schema, so it stays what `obsctl load` writes.
+fn assert_valid_run_report(report: &Value) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schema/run-report.schema.json");
+    let text = std::fs::read_to_string(path).expect("the run report schema is committed");
+    let schema: Value = serde_json::from_str(&text).expect("the schema is JSON");
+    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(report)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "fixture violates the schema: {errors:?}");
+}
+
+/// The trace id of request `seq` of the fixture run.
+fn trace_id(seq: u64) -> String {
+    format!("{RUN_ID}{seq:016x}")
+}
+
+fn exposition_of(series: &[Series]) -> String {
+    [
+        requests_counter(series),
+        duration_histogram(&CONTRACT_BUCKETS, series),
+        process_metrics(),
+    ]
+    .concat()
+}
+
+fn parsed(body: &str) -> Exposition {
+    exposition::parse(body).expect("the fixture exposition parses")
+}
+
+/// A context with the fixture run, a baseline scrape `before`, and a target serving `after`.
+fn accounting_context(target: &FakeServer, before: &str) -> CheckContext {
+    let mut ctx = target_context(&target.url());
+    ctx.run = Some(run_report(SENT));
+    ctx.baseline = Some(parsed(before));
+    ctx
+}
+
+/// Earlier traffic, as the baseline scrape saw it.
+const BEFORE_TEMPLATES: &[Series<'static>] = &[
+    ("GET", "/api/users/{user_id}", 200, 10),
+    ("GET", "/metrics", 200, 1),
+];
+
+#[tokio::test]
+async fn a_counter_that_rose_by_fewer_than_sent_fails_with_per_series_evidence() {
+    // One of the two 404s was not counted.
+    let after: &[Series] = &[
+        ("GET", "/api/users/{user_id}", 200, 15),
+        ("GET", "/api/users/{user_id}", 404, 1),
+        ("POST", "/api/users", 201, 4),
+        ("GET", "/metrics", 200, 2),
+    ];
+    let target = FakeServer::exposition(&exposition_of(after)).await;
+    let ctx = accounting_context(&target, &exposition_of(BEFORE_TEMPLATES));
+    let report = run_checks(&ctx).await;
+    assert_check(
+        &report,
+        "accounting-metrics",
+        Status::Fail,
+        &[
+            "1 of 11 answered requests",
+            "GET /api/users/{user_id} 404: sent 2, seen 1",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn a_counter_that_rose_by_exactly_the_requests_sent_passes() {
+    let after: &[Series] = &[
+        ("GET", "/api/users/{user_id}", 200, 15),
+        ("GET", "/api/users/{user_id}", 404, 2),
+        ("POST", "/api/users", 201, 4),
+        ("GET", "/metrics", 200, 2),
+    ];
+    let target = FakeServer::exposition(&exposition_of(after)).await;
+    let mut ctx = accounting_context(&target, &exposition_of(BEFORE_TEMPLATES));
+    ctx.exclusive = true;
+    let report = run_checks(&ctx).await;
+    assert_check(
+        &report,
+        "accounting-metrics",
+        Status::Pass,
+        &["every one of 11 answered requests"],
+    );
+}
+
+#[tokio::test]
+async fn a_raw_path_backend_with_exact_counts_passes_accounting() {
+    // Labels the raw URL (the spec's bug 3): wrong for cardinality, yet every request counted.
+    let before: &[Series] = &[("GET", "/api/users/1", 200, 7)];
+    let after: &[Series] = &[
+        ("GET", "/api/users/1", 200, 10),
+        ("GET", "/api/users/2", 200, 2),
+        ("GET", "/api/users/999", 404, 2),
+        ("POST", "/api/users", 201, 4),
+        ("GET", "/metrics", 200, 1),
+    ];
+    let target = FakeServer::exposition(&exposition_of(after)).await;
+    let mut ctx = accounting_context(&target, &exposition_of(before));
+    ctx.exclusive = true;
+    let report = run_checks(&ctx).await;
+    assert_check(
+        &report,
+        "accounting-metrics",
+        Status::Pass,
+        &["every one of 11 answered requests"],
+    );
+    assert_eq!(result(&report, "metrics-cardinality").status, Status::Fail);
+}
+
+#[tokio::test]
+async fn requests_counted_twice_on_an_exclusive_target_fail() {
+    let after: &[Series] = &[
+        ("GET", "/api/users/{user_id}", 200, 20),
+        ("GET", "/api/users/{user_id}", 404, 4),
+        ("POST", "/api/users", 201, 8),
+        ("GET", "/metrics", 200, 2),
+    ];
+    let target = FakeServer::exposition(&exposition_of(after)).await;
+    let mut ctx = accounting_context(&target, &exposition_of(BEFORE_TEMPLATES));
+    ctx.exclusive = true;
+    let report = run_checks(&ctx).await;
+    assert_check(
+        &report,
+        "accounting-metrics",
+        Status::Fail,
+        &["recorded twice", "POST /api/users 201: sent 4, seen 8"],
+    );
+}
+
+/// A request log line in trace `trace`.
+fn log_line(method: &str, endpoint: &str, status: u16, trace: &str) -> String {
+    json!({
+        "timestamp": "2026-11-25T09:30:00.123Z",
+        "level": if status >= 400 { "WARNING" } else { "INFO" },
+        "service": SERVICE,
+        "message": "Request completed",
+        "endpoint": endpoint,
+        "method": method,
+        "status_code": status,
+        "duration_ms": 2.5,
+        "trace_id": trace,
+        "span_id": "00f067aa0ba902b7",
+    })
+    .to_string()
+}
+
+/// Log lines for every request of `sent`, numbered in order, except those `skip` rejects.
+fn run_log_lines(sent: &[Sent], skip: impl Fn(&str, u16) -> bool) -> Vec<String> {
+    let mut seq = 0;
+    let mut lines = Vec::new();
+    for (method, path, status, count) in sent {
+        for _ in 0..*count {
+            if !skip(path, *status) {
+                lines.push(log_line(method, path, *status, &trace_id(seq)));
+            }
+            seq += 1;
+        }
+    }
+    lines
+}
+
+#[tokio::test]
+async fn a_complete_request_log_passes_accounting() {
+    let mut ctx = context();
+    ctx.run = Some(run_report(SENT));
+    ctx.logs = Some(log_input(&run_log_lines(SENT, |_, _| false)));
+    let report = run_checks(&ctx).await;
+    assert_check(
+        &report,
+        "accounting-logs",
+        Status::Pass,
+        &["every one of 11 answered requests", RUN_ID],
+    );
+}
+
+#[tokio::test]
+async fn requests_logged_twice_on_an_exclusive_target_fail() {
+    let mut lines = run_log_lines(SENT, |_, _| false);
+    lines.extend(run_log_lines(SENT, |path, _| path != "/api/users"));
+    let mut ctx = context();
+    ctx.run = Some(run_report(SENT));
+    ctx.logs = Some(log_input(&lines));
+    ctx.exclusive = true;
+    let report = run_checks(&ctx).await;
+    assert_check(
+        &report,
+        "accounting-logs",
+        Status::Fail,
+        &[
+            "4 more request log lines",
+            "POST /api/users 201: sent 4, seen 8",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn log_lines_missing_for_the_runs_traces_fail() {
+    // The 404s were never logged; another client's 404s (other traces) must not stand in.
+    let mut lines = run_log_lines(SENT, |_, status| status == 404);
+    for _ in 0..2 {
+        lines.push(log_line(
+            "GET",
+            "/api/users/999",
+            404,
+            "4bf92f3577b34da6a3ce929d0e0e4736",
+        ));
+    }
+    let mut ctx = context();
+    ctx.run = Some(run_report(SENT));
+    ctx.logs = Some(log_input(&lines));
+    let report = run_checks(&ctx).await;
+    assert_check(
+        &report,
+        "accounting-logs",
+        Status::Fail,
+        &[
+            "2 of 11 answered requests have no request log line",
+            "GET /api/users/999 404: sent 2, seen 0",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn server_spans_missing_from_the_runs_traces_fail() {
+    let receiver = receiver().await;
+    // SERVER spans for requests 0..9 only; two requests of the run lost their spans.
+    let spans = (0..9u64)
+        .map(|seq| {
+            let mut id = [0u8; 16];
+            hex_into(&trace_id(seq), &mut id);
+            span(id, 1, SpanKind::Server, "GET /api/users/{user_id}")
+        })
+        .collect();
+    send(
+        &receiver,
+        export(vec![attribute("service.name", SERVICE)], spans),
+    )
+    .await;
+    let mut ctx = context();
+    ctx.run = Some(run_report(SENT));
+    ctx.otlp = Some(receiver);
+    let report = run_checks(&ctx).await;
+    assert_check(
+        &report,
+        "accounting-traces",
+        Status::Fail,
+        &["9 of 11 answered requests have a SERVER span; 2 missing"],
+    );
+}
+
+#[tokio::test]
+async fn server_spans_in_new_traces_instead_of_the_callers_fail() {
+    // A service that ignores traceparent starts its own traces.
+    let receiver = receiver().await;
+    let spans = (0..11u8)
+        .map(|n| span([n + 1; 16], 1, SpanKind::Server, "GET /api/users/{user_id}"))
+        .collect();
+    send(
+        &receiver,
+        export(vec![attribute("service.name", SERVICE)], spans),
+    )
+    .await;
+    let mut ctx = context();
+    ctx.run = Some(run_report(SENT));
+    ctx.otlp = Some(receiver);
+    let report = run_checks(&ctx).await;
+    assert_check(
+        &report,
+        "accounting-traces",
+        Status::Fail,
+        &["none in the traces obsctl started", "traceparent"],
+    );
+}
+
+/// Decodes 32 hex digits into `out`.
+fn hex_into(hex: &str, out: &mut [u8; 16]) {
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("the fixture id is hex");
+    }
+}

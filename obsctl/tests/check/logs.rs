@@ -1,0 +1,238 @@
+//! The log checks on captured output with exactly one defect each: a line that is not JSON,
+//! missing keys, wrong types, logs on stderr, another service's name.
+
+use obsctl::check::model::Status;
+use serde_json::{Value, json};
+
+use crate::helpers::{assert_check, buffer_of, context, log_input, run_checks};
+
+/// A request line exactly as the contract has it (DESIGN.md, "Logs").
+fn request_line(method: &str, endpoint: &str, status: u16) -> Value {
+    let level = match status {
+        500.. => "ERROR",
+        400.. => "WARNING",
+        _ => "INFO",
+    };
+    json!({
+        "timestamp": "2026-11-25T09:30:00.123Z",
+        "level": level,
+        "service": "fastapi-backend",
+        "message": "Request completed",
+        "endpoint": endpoint,
+        "method": method,
+        "status_code": status,
+        "duration_ms": 3.25,
+        "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+        "span_id": "00f067aa0ba902b7",
+    })
+}
+
+/// A startup line: every line key, no request fields.
+fn startup_line() -> Value {
+    json!({
+        "timestamp": "2026-11-25T09:29:59.001Z",
+        "level": "INFO",
+        "service": "fastapi-backend",
+        "message": "listening on 127.0.0.1:8000",
+    })
+}
+
+/// `value` with `key` set (or removed when `None`).
+fn with(mut value: Value, key: &str, replacement: Option<Value>) -> Value {
+    if let Some(map) = value.as_object_mut() {
+        match replacement {
+            Some(v) => {
+                map.insert(key.to_owned(), v);
+            }
+            None => {
+                map.remove(key);
+            }
+        }
+    }
+    value
+}
+
+fn lines(values: &[Value]) -> Vec<String> {
+    values.iter().map(Value::to_string).collect()
+}
+
+async fn check_lines(values: &[Value]) -> obsctl::check::report::CheckReport {
+    check_text(&lines(values)).await
+}
+
+async fn check_text(text: &[String]) -> obsctl::check::report::CheckReport {
+    let mut ctx = context();
+    ctx.logs = Some(log_input(text));
+    run_checks(&ctx).await
+}
+
+#[tokio::test]
+async fn contract_log_lines_pass_both_log_checks() {
+    let report = check_lines(&[
+        startup_line(),
+        request_line("GET", "/api/users/1", 200),
+        request_line("GET", "/api/users/abc", 422),
+    ])
+    .await;
+    assert_check(&report, "logs-json-stdout", Status::Pass, &["3 JSON lines"]);
+    assert_check(&report, "logs-fields", Status::Pass, &["2 request lines"]);
+}
+
+#[tokio::test]
+async fn a_line_that_is_not_json_fails_with_its_line_number() {
+    // uvicorn's access log, printed beside the JSON logger's lines.
+    let access = "INFO:     127.0.0.1:50312 - \"GET /api/users/1 HTTP/1.1\" 200 OK".to_owned();
+    let mut text = lines(&[startup_line(), request_line("GET", "/api/users/1", 200)]);
+    text.push(access);
+    let report = check_text(&text).await;
+    assert_check(
+        &report,
+        "logs-json-stdout",
+        Status::Fail,
+        &[
+            "1 of 3 lines",
+            "not JSON",
+            "line 3: INFO:     127.0.0.1:50312",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn lines_without_level_and_timestamp_fail() {
+    // python-json-logger's JsonFormatter() with no format: the message and the extras only.
+    let bare = with(
+        with(request_line("GET", "/api/users/1", 200), "level", None),
+        "timestamp",
+        None,
+    );
+    let report = check_lines(&[bare]).await;
+    assert_check(
+        &report,
+        "logs-json-stdout",
+        Status::Fail,
+        &["line 1: no `timestamp`", "line 1: no `level`"],
+    );
+    assert_check(
+        &report,
+        "logs-fields",
+        Status::Fail,
+        &["no `timestamp`", "no `level`"],
+    );
+}
+
+#[tokio::test]
+async fn a_status_code_written_as_a_string_fails_naming_the_field() {
+    let line = with(
+        request_line("GET", "/api/users/1", 200),
+        "status_code",
+        Some(json!("200")),
+    );
+    let report = check_lines(&[line]).await;
+    assert_check(
+        &report,
+        "logs-fields",
+        Status::Fail,
+        &["line 1: status_code \"200\" is not a number"],
+    );
+    // Every line is still a JSON object with the line keys.
+    assert_check(&report, "logs-json-stdout", Status::Pass, &[]);
+}
+
+#[tokio::test]
+async fn a_request_line_without_duration_ms_fails_naming_the_field() {
+    let complete = request_line("GET", "/api/users/1", 200);
+    let partial = with(request_line("POST", "/api/users", 201), "duration_ms", None);
+    let report = check_lines(&[complete, partial]).await;
+    let failed = assert_check(
+        &report,
+        "logs-fields",
+        Status::Fail,
+        &["1 problems in 2 request lines", "line 2: no `duration_ms`"],
+    );
+    assert!(!failed.evidence.join(" ").contains("line 1"), "{failed:#?}");
+}
+
+#[tokio::test]
+async fn json_logs_on_stderr_and_nothing_on_stdout_fail_mentioning_stderr() {
+    // logging.StreamHandler() writes to stderr (the spec's sample).
+    let mut ctx = context();
+    let mut input = log_input(&[]);
+    input.stderr = Some(buffer_of(&lines(&[
+        startup_line(),
+        request_line("GET", "/api/users/1", 200),
+    ])));
+    ctx.logs = Some(input);
+    let report = run_checks(&ctx).await;
+    assert_check(
+        &report,
+        "logs-json-stdout",
+        Status::Fail,
+        &[
+            "nothing on stdout of `app`",
+            "2 JSON lines on stderr",
+            "sys.stdout",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn no_log_lines_at_all_fail() {
+    let report = check_text(&[]).await;
+    assert_check(
+        &report,
+        "logs-json-stdout",
+        Status::Fail,
+        &["no log lines from stdout of `app`"],
+    );
+}
+
+#[tokio::test]
+async fn lines_of_another_service_fail() {
+    let other = |v: Value| with(v, "service", Some(json!("unknown_service")));
+    let report = check_lines(&[
+        other(startup_line()),
+        other(request_line("GET", "/api/users/1", 200)),
+    ])
+    .await;
+    assert_check(
+        &report,
+        "logs-json-stdout",
+        Status::Fail,
+        &["line 1: service is \"unknown_service\", expected \"fastapi-backend\""],
+    );
+    assert_check(&report, "logs-fields", Status::Fail, &["unknown_service"]);
+}
+
+#[tokio::test]
+async fn a_lower_case_level_fails_the_request_fields() {
+    let line = with(
+        request_line("GET", "/api/users/1", 200),
+        "level",
+        Some(json!("info")),
+    );
+    let report = check_lines(&[line]).await;
+    assert_check(
+        &report,
+        "logs-fields",
+        Status::Fail,
+        &["level \"info\" is not one of DEBUG, INFO, WARNING, ERROR"],
+    );
+}
+
+#[tokio::test]
+async fn a_python_asctime_timestamp_fails_as_not_rfc3339() {
+    // python-json-logger with rename_fields={"asctime": "timestamp"} keeps logging's default
+    // asctime format.
+    let line = with(
+        request_line("GET", "/api/users/1", 200),
+        "timestamp",
+        Some(json!("2026-11-25 09:30:00,123")),
+    );
+    let report = check_lines(&[line]).await;
+    assert_check(
+        &report,
+        "logs-fields",
+        Status::Fail,
+        &["timestamp \"2026-11-25 09:30:00,123\" is not RFC 3339"],
+    );
+}
