@@ -7,6 +7,20 @@ use obsctl::sources::otlp::OtlpReceiver;
 
 use crate::helpers::{Options, TestApp, free_port, spawn_app_with};
 
+/// A collector that accepts connections and never answers, the worst kind: its endpoint, and
+/// the task holding the connections open (abort it to let them go).
+async fn blackhole() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            open.push(socket);
+        }
+    });
+    (endpoint, held)
+}
+
 async fn dropped_spans(app: &TestApp) -> f64 {
     let metrics = app.metrics().await;
     metrics
@@ -53,15 +67,7 @@ async fn a_dead_collector_costs_counted_spans_and_one_log_line_not_requests() {
 
 #[tokio::test]
 async fn a_blackholed_collector_does_not_hold_requests() {
-    // Accepts connections and never answers: the worst kind of collector.
-    let blackhole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}", blackhole.local_addr().unwrap());
-    let held = tokio::spawn(async move {
-        let mut open = Vec::new();
-        while let Ok((socket, _)) = blackhole.accept().await {
-            open.push(socket);
-        }
-    });
+    let (endpoint, held) = blackhole().await;
     let options = Options::default()
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
         .env("OTEL_BSP_SCHEDULE_DELAY", "50")
@@ -108,15 +114,8 @@ async fn spans_flow_again_when_the_collector_comes_back() {
 
 #[tokio::test]
 async fn a_full_queue_drops_are_counted_and_logged_at_shutdown() {
-    // A collector that never answers: the queue cannot drain, so a small one must overflow.
-    let blackhole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}", blackhole.local_addr().unwrap());
-    let held = tokio::spawn(async move {
-        let mut open = Vec::new();
-        while let Ok((socket, _)) = blackhole.accept().await {
-            open.push(socket);
-        }
-    });
+    // The queue cannot drain into a collector that never answers, so a small one must overflow.
+    let (endpoint, held) = blackhole().await;
     let options = Options::default()
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
         .env("OTEL_EXPORTER_OTLP_TIMEOUT", "300")
