@@ -102,7 +102,10 @@ pub async fn request_fields(ctx: &CheckContext) -> Outcome {
             .unwrap_or(0);
         if on_stderr > 0 {
             return Outcome::fail(
-                format!("no request lines on {}, but {on_stderr} on stderr", input.origin),
+                format!(
+                    "no request lines on {}, but {on_stderr} on stderr",
+                    input.origin
+                ),
                 "log to stdout: logging.StreamHandler() writes to stderr unless given sys.stdout",
             );
         }

@@ -314,7 +314,9 @@ async fn contract_family<'a>(
 fn label_mismatch(family: &MetricFamily) -> Option<Outcome> {
     let want: BTreeSet<String> = LABELS.iter().map(|l| (*l).to_owned()).collect();
     let series = family.series();
-    let wrong = series.iter().find(|labels| labels.keys().cloned().collect::<BTreeSet<_>>() != want)?;
+    let wrong = series
+        .iter()
+        .find(|labels| labels.keys().cloned().collect::<BTreeSet<_>>() != want)?;
     let have: BTreeSet<String> = wrong.keys().cloned().collect();
     let missing: Vec<&str> = want.difference(&have).map(String::as_str).collect();
     let extra: Vec<&str> = have.difference(&want).map(String::as_str).collect();
@@ -329,10 +331,19 @@ fn label_mismatch(family: &MetricFamily) -> Option<Outcome> {
     if !extra.is_empty() {
         detail.push_str(&format!("; unexpected: {}", extra.join(", ")));
     }
-    let bad = series.iter().filter(|labels| labels.keys().cloned().collect::<BTreeSet<_>>() != want).count();
+    let bad = series
+        .iter()
+        .filter(|labels| labels.keys().cloned().collect::<BTreeSet<_>>() != want)
+        .count();
     Some(
-        Outcome::fail(detail, "use exactly the labels method, path, status_code on every series")
-            .evidence(format!("{bad} of {} series differ, e.g. {wrong:?}", series.len())),
+        Outcome::fail(
+            detail,
+            "use exactly the labels method, path, status_code on every series",
+        )
+        .evidence(format!(
+            "{bad} of {} series differ, e.g. {wrong:?}",
+            series.len()
+        )),
     )
 }
 

@@ -10,9 +10,11 @@ use clap::Args;
 
 use super::exit;
 use crate::check::context::{CheckContext, LogInput};
+use crate::check::dashboard::panels::Dashboard;
 use crate::check::render::{self, Format};
 use crate::check::report::CheckReport;
 use crate::report::RunReport;
+use crate::sources::grafana::{Grafana, GrafanaAuth};
 use crate::sources::http::{HttpClient, HttpOptions};
 use crate::sources::logs::{self, LogLimits};
 use crate::sources::loki::Loki;
@@ -28,6 +30,8 @@ Each check has a stable id, the checklist item's words, a status and its evidenc
   logs-loki                                                                      (--loki)
   prometheus-scrape, process-metrics, process-metrics-prometheus                 (--prometheus)
   accounting-metrics, accounting-logs, accounting-traces                         (--run-report)
+  grafana                                                                        (--grafana)
+  dashboard-panels                                                               (--dashboard)
 A check whose source is not given is skipped, with the flag that would run it.
 
 Ingestion lag (scrape interval, batch export, log shipping) is waited for by polling until
@@ -39,6 +43,9 @@ Examples:
   obsctl check --target http://localhost:8000 --prometheus http://localhost:9090 \\
       --loki http://localhost:3100 --tempo http://localhost:3200 --run-report run.json \\
       --strict --format junit --output obsctl.xml
+  obsctl check --grafana http://localhost:3000 --grafana-user admin:admin \\
+      --prometheus http://localhost:9090 --loki http://localhost:3100 \\
+      --dashboard deploy/grafana/dashboards/fastapi-dashboard.json
 
 Exit codes:
   0    nothing failed (skips fail only with --strict)
@@ -61,6 +68,22 @@ pub struct CheckArgs {
     /// Tempo that receives the service's traces, e.g. http://localhost:3200.
     #[arg(long, value_name = "URL")]
     pub tempo: Option<String>,
+    /// Grafana of the stack, e.g. http://localhost:3000: its health, its Prometheus, Loki and
+    /// Tempo datasources, and the 8-panel dashboard.
+    #[arg(long, value_name = "URL")]
+    pub grafana: Option<String>,
+    /// Grafana login when anonymous access is off.
+    #[arg(
+        long,
+        env = "GRAFANA_AUTH",
+        hide_env_values = true,
+        value_name = "USER:PASSWORD"
+    )]
+    pub grafana_user: Option<String>,
+    /// Dashboard JSON whose every panel query must return data from --prometheus and --loki,
+    /// e.g. deploy/grafana/dashboards/fastapi-dashboard.json.
+    #[arg(long, value_name = "FILE")]
+    pub dashboard: Option<PathBuf>,
     /// The service's stdout as a file, or - for standard input.
     #[arg(long, value_name = "FILE|-")]
     pub logs: Option<PathBuf>,
@@ -138,10 +161,15 @@ async fn context(args: &CheckArgs) -> anyhow::Result<CheckContext> {
         ("--prometheus", &args.prometheus),
         ("--loki", &args.loki),
         ("--tempo", &args.tempo),
+        ("--grafana", &args.grafana),
     ] {
         if let Some(url) = url {
             validate_url(flag, url)?;
         }
+    }
+    let grafana_auth = grafana_auth(args)?;
+    if let Some(path) = &args.dashboard {
+        Dashboard::from_file(path).with_context(|| format!("--dashboard {}", path.display()))?;
     }
     let client = HttpClient::new(HttpOptions::default()).context("cannot build the HTTP client")?;
     let mut ctx = CheckContext::new(args.service.clone(), args.timeout);
@@ -162,6 +190,10 @@ async fn context(args: &CheckArgs) -> anyhow::Result<CheckContext> {
         .tempo
         .as_ref()
         .map(|u| Tempo::new(client.clone(), u.trim_end_matches('/')));
+    ctx.grafana = args.grafana.as_ref().map(|u| {
+        Grafana::new(client.clone(), u.trim_end_matches('/')).with_auth(grafana_auth.clone())
+    });
+    ctx.dashboard = args.dashboard.clone();
     if let Some(path) = &args.run_report {
         ctx.run = Some(read_run_report(path)?);
     }
@@ -185,6 +217,15 @@ async fn context(args: &CheckArgs) -> anyhow::Result<CheckContext> {
     }
     ctx.restart_deadline(args.timeout);
     Ok(ctx)
+}
+
+/// Grafana credentials from --grafana-user / GRAFANA_AUTH (anonymous when not given).
+fn grafana_auth(args: &CheckArgs) -> anyhow::Result<GrafanaAuth> {
+    match (&args.grafana, &args.grafana_user) {
+        (Some(_), Some(raw)) => GrafanaAuth::basic(raw)
+            .context("--grafana-user (or GRAFANA_AUTH) must be USER:PASSWORD"),
+        _ => Ok(GrafanaAuth::Anonymous),
+    }
 }
 
 fn validate_url(flag: &str, raw: &str) -> anyhow::Result<()> {

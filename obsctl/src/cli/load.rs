@@ -14,9 +14,9 @@ use std::time::Duration;
 
 /// The scenario used when none is given, if it exists in the current directory.
 pub const DEFAULT_SCENARIO: &str = "scenarios/smoke.toml";
-/// Rate of the built-in `GET /` when neither a scenario nor `--rps` gives one.
+/// Rate of the built-in GET when neither a scenario nor `--rps` gives one.
 const DEFAULT_RATE: f64 = 10.0;
-/// Length of the built-in `GET /` when neither a scenario nor `--duration` gives one.
+/// Length of the built-in GET when neither a scenario nor `--duration` gives one.
 const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 
 const LONG_HELP: &str = "\
@@ -31,8 +31,9 @@ How it measures:
 
 Scenario and flags:
   Without SCENARIO, scenarios/smoke.toml is used when it exists in the current directory,
-  otherwise a plain `GET /` of the target (10 req/s for 10 s unless --rps/--duration say
-  otherwise); stderr says which. Flags override the file: --rps replaces the stages by one
+  otherwise a plain GET of the target URL (10 req/s for 10 s unless --rps/--duration say
+  otherwise); stderr says which. A target with a path (http://host:port/base) prefixes every
+  request path, and reports record the full path sent. Flags override the file: --rps replaces the stages by one
   constant stage, --duration alone stretches the stages to that total keeping their shape.
   The whole configuration is checked before any request is sent.
 
@@ -55,7 +56,7 @@ Exit codes:
 #[derive(Debug, Args)]
 #[command(after_long_help = LONG_HELP)]
 pub struct LoadArgs {
-    /// Scenario file (TOML). Default: scenarios/smoke.toml if present, else `GET /`.
+    /// Scenario file (TOML). Default: scenarios/smoke.toml if present, else a GET of the target.
     #[arg(value_name = "SCENARIO")]
     pub scenario: Option<PathBuf>,
     /// Base URL of the service (http:// only), e.g. http://127.0.0.1:8000. Overrides the
@@ -133,7 +134,10 @@ fn scenario(args: &LoadArgs) -> anyhow::Result<Scenario> {
         return Ok(Scenario::from_file(default)?);
     }
     if !args.quiet {
-        eprintln!("obsctl load: no SCENARIO given and no {DEFAULT_SCENARIO} here: sending GET /");
+        let url = args.target.as_deref().unwrap_or("the target");
+        eprintln!(
+            "obsctl load: no SCENARIO given and no {DEFAULT_SCENARIO} here: sending GET {url}"
+        );
     }
     let rate = match args.rps {
         Some(Rate::PerSecond(r)) => r,

@@ -11,6 +11,7 @@ use clap::Args;
 
 use super::check::{emit, exit_code};
 use super::exit;
+use crate::check::dashboard::panels::Dashboard;
 use crate::check::render::Format;
 use crate::load::{Overrides, Rate};
 use crate::verify::{self, PrometheusMode, Target, VerifyOptions, service};
@@ -20,7 +21,12 @@ With no options, verify starts the `backend` binary that sits next to obsctl (wi
 in-memory store), points its OTLP exporter at obsctl's own receiver, captures its stdout as
 the log source, starts a real Prometheus when `prometheus` is on the PATH (temporary
 directory, free port, 1 s scrape), replays the built-in smoke scenario and runs every check,
-accounting included. Loki, Tempo and Grafana are checked only when given (--loki, --tempo).
+accounting included. Loki, Tempo and Grafana are checked only when given (--loki, --tempo,
+--grafana).
+
+--dashboard deploy/grafana/dashboards/fastapi-dashboard.json evaluates every panel query of
+the Part 7 dashboard against the Prometheus that verify starts (and the Loki given): a panel
+that would show \"No data\" fails the dashboard-panels check.
 
 --spawn CMD runs CMD through `sh -c` with HOST, PORT (a free port) and
 OTEL_EXPORTER_OTLP_ENDPOINT in its environment, so any service that honours them can be
@@ -60,6 +66,13 @@ pub struct VerifyArgs {
     /// Tempo that receives the service's traces.
     #[arg(long, value_name = "URL")]
     pub tempo: Option<String>,
+    /// Grafana of the stack (anonymous access): health, datasources and the 8-panel dashboard.
+    #[arg(long, value_name = "URL")]
+    pub grafana: Option<String>,
+    /// Dashboard JSON whose every panel query must return data, e.g.
+    /// deploy/grafana/dashboards/fastapi-dashboard.json (default: none).
+    #[arg(long, value_name = "FILE")]
+    pub dashboard: Option<PathBuf>,
     /// Service name expected in logs and traces.
     #[arg(long, default_value = "fastapi-backend", value_name = "NAME")]
     pub service: String,
@@ -130,12 +143,23 @@ fn options(args: &VerifyArgs) -> anyhow::Result<VerifyOptions> {
         }
         other => anyhow::bail!("--prometheus {other:?}: use auto, off or an http:// URL"),
     };
+    if let Some(url) = &args.grafana {
+        anyhow::ensure!(
+            url.starts_with("http://") || url.starts_with("https://"),
+            "--grafana {url:?} must be an http:// or https:// URL"
+        );
+    }
+    if let Some(path) = &args.dashboard {
+        Dashboard::from_file(path).with_context(|| format!("--dashboard {}", path.display()))?;
+    }
     Ok(VerifyOptions {
         scenario: args.scenario.clone(),
         target,
         prometheus,
         loki: args.loki.clone(),
         tempo: args.tempo.clone(),
+        grafana: args.grafana.clone(),
+        dashboard: args.dashboard.clone(),
         service: args.service.clone(),
         timeout: args.timeout,
         startup_timeout: args.startup_timeout,

@@ -23,6 +23,25 @@ pub enum ClientError {
     /// The HTTP exchange failed (connection reset, malformed response, ...).
     #[error("HTTP error: {0}")]
     Http(#[from] hyper::Error),
+    /// Two fresh connections in a row closed before the request could be written.
+    #[error("the server closed the connection before the request was sent")]
+    Unsent,
+}
+
+/// Why [`Connection::send`] failed.
+#[derive(Debug)]
+pub enum SendError {
+    /// The request was never written (the connection was already closing): it is handed back
+    /// so that it can be sent again on a fresh connection.
+    Unsent(Box<Request<Full<Bytes>>>),
+    /// The exchange failed after the request may have reached the server.
+    Failed(ClientError),
+}
+
+impl From<hyper::Error> for SendError {
+    fn from(e: hyper::Error) -> Self {
+        Self::Failed(ClientError::Http(e))
+    }
 }
 
 /// One open keep-alive connection.
@@ -54,9 +73,19 @@ impl Connection {
 
     /// Sends `request` and reads the whole response body (so the connection can be reused),
     /// returning the status.
-    pub async fn send(&mut self, request: Request<Full<Bytes>>) -> Result<StatusCode, ClientError> {
-        self.sender.ready().await?;
-        let response = self.sender.send_request(request).await?;
+    pub async fn send(&mut self, request: Request<Full<Bytes>>) -> Result<StatusCode, SendError> {
+        if self.sender.ready().await.is_err() {
+            return Err(SendError::Unsent(Box::new(request)));
+        }
+        let response = match self.sender.try_send_request(request).await {
+            Ok(response) => response,
+            Err(mut e) => {
+                return Err(match e.take_message() {
+                    Some(request) => SendError::Unsent(Box::new(request)),
+                    None => SendError::Failed(ClientError::Http(e.into_error())),
+                });
+            }
+        };
         let status = response.status();
         let mut body = response.into_body();
         // Discard the body frame by frame; the loop ends with the body.

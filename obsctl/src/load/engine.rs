@@ -6,17 +6,15 @@
 //! thread sleep rather than the runtime's 1 ms timer wheel; a request's latency is counted from
 //! its due time whatever delayed it (see [`Sample::latency`]).
 
-use super::client::{ClientError, Connection};
+use super::client::{ClientError, Connection, SendError};
 use super::mix::Mix;
+use super::request::{Built, RequestFactory};
 use super::sample::{ErrorKind, Outcome, Sample};
 use super::schedule::Schedule;
 use super::sink::{Batch, SampleSink};
-use super::tagging::{RUN_ID_HEADER, RunId};
-use crate::scenario::{RenderContext, RequestSpec, Target};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Request;
-use hyper::header::{CONTENT_TYPE, HOST};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use std::net::SocketAddr;
@@ -32,7 +30,9 @@ const STOP_POLL: Duration = Duration::from_millis(20);
 /// A request that has become due.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Due {
-    pub seq: u64,
+    /// Position in the schedule (or in the closed loop's order): picks the request kind.
+    pub slot: u64,
+    /// When it is due.
     pub scheduled: Instant,
 }
 
@@ -75,38 +75,32 @@ impl StopSignal {
 /// What every worker shares.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    pub specs: Vec<RequestSpec>,
+    pub factory: RequestFactory,
+    /// The next send sequence number (= trace id suffix); its final value is `seq_count`.
+    pub next_seq: AtomicU64,
     pub mix: Mix,
-    pub target: Target,
     pub addr: SocketAddr,
-    pub authority: String,
-    pub run_id: RunId,
-    pub run_id_text: String,
     pub timeout: Duration,
     pub stop: Arc<StopSignal>,
 }
 
-/// Feeds due requests into `queue` at their due times; returns how many sequence numbers it
-/// assigned. After a stop it still enqueues the requests that were already due (workers count
-/// them as not started), then returns.
+/// Feeds due requests into `queue` at their due times. After a stop it still enqueues the
+/// requests that were already due (workers count them as not started), then returns.
 pub(crate) fn dispatch(
     schedule: Schedule,
     start: Instant,
     queue: async_channel::Sender<Due>,
     stop: &StopSignal,
-) -> u64 {
-    let mut assigned = 0;
-    for (seq, offset) in schedule {
+) {
+    for (slot, offset) in schedule {
         let scheduled = start + offset;
         if !wait_until(scheduled, stop) {
             break;
         }
-        if queue.send_blocking(Due { seq, scheduled }).is_err() {
+        if queue.send_blocking(Due { slot, scheduled }).is_err() {
             break;
         }
-        assigned = seq + 1;
     }
-    assigned
 }
 
 /// Sleeps until `due`; false when a stop came first and `due` is still in the future.
@@ -143,16 +137,15 @@ pub(crate) async fn open_worker(
 /// A closed-loop worker: sends back to back until `end` or a stop.
 pub(crate) async fn closed_worker(
     shared: Arc<Shared>,
-    next_seq: Arc<AtomicU64>,
+    next_slot: Arc<AtomicU64>,
     end: Instant,
     samples: mpsc::UnboundedSender<Batch>,
 ) {
     let mut worker = Worker::new(shared);
     let mut sink = SampleSink::new(samples);
     while Instant::now() < end && !worker.shared.stop.is_stopped() {
-        let seq = next_seq.fetch_add(1, Ordering::Relaxed);
         let due = Due {
-            seq,
+            slot: next_slot.fetch_add(1, Ordering::Relaxed),
             scheduled: Instant::now(),
         };
         let sample = worker.execute(due).await;
@@ -183,15 +176,13 @@ impl Worker {
 
     /// Sends the request due at `due` (unless it is too late or the run stopped) and reports it.
     async fn execute(&mut self, due: Due) -> Sample {
-        let index = self.shared.mix.pick(due.seq);
-        let (request, path) = self.build(index, due.seq);
+        let index = self.shared.mix.pick(due.slot);
         // A request may wait up to one timeout for a free slot, then up to one timeout for its
         // response once sent.
         let start_by = due.scheduled + self.shared.timeout;
         let mut sample = Sample {
-            seq: due.seq,
             request: index,
-            path,
+            path: self.shared.factory.unsent_path(index),
             scheduled: due.scheduled,
             sent: None,
             end: Instant::now(),
@@ -203,6 +194,10 @@ impl Worker {
         if sample.end >= start_by || self.shared.stop.is_stopped() {
             return sample;
         }
+        // Sequence numbers count requests in send order: they are contiguous from 0.
+        let seq = self.shared.next_seq.fetch_add(1, Ordering::Relaxed);
+        let Built { request, path } = self.shared.factory.build(index, seq, &mut self.rng);
+        sample.path = path;
         let Some(request) = request else {
             sample.sent = Some(sample.end);
             sample.outcome.error = Some(ErrorKind::Io);
@@ -230,11 +225,13 @@ impl Worker {
         let status = match result {
             Ok(Ok(status)) => status,
             Ok(Err(ClientError::Connect { .. })) => return self.failed(ErrorKind::Connect),
-            Ok(Err(ClientError::Http(_))) => return self.failed(ErrorKind::Io),
+            Ok(Err(ClientError::Http(_) | ClientError::Unsent)) => {
+                return self.failed(ErrorKind::Io);
+            }
             // After a timeout or a stop the connection's state is unknown.
             Err(kind) => return self.failed(kind),
         };
-        let spec = self.shared.specs.get(index);
+        let spec = self.shared.factory.spec(index);
         let accepted = spec.is_some_and(|s| s.expect.accepts(status));
         Outcome {
             status: Some(status),
@@ -250,47 +247,30 @@ impl Worker {
             error: Some(kind),
         }
     }
-
-    /// The request for sequence number `seq` (None if the rendered template is not a valid
-    /// request, which scenario validation makes unlikely), and its path without query.
-    fn build(&mut self, index: usize, seq: u64) -> (Option<Request<Full<Bytes>>>, String) {
-        let shared = Arc::clone(&self.shared);
-        let Some(spec) = shared.specs.get(index) else {
-            return (None, String::new());
-        };
-        let ctx = RenderContext {
-            seq,
-            run_id: &shared.run_id_text,
-        };
-        let rendered = spec.path.render(ctx, &mut self.rng);
-        let path = rendered.split('?').next().unwrap_or("").to_owned();
-        let mut builder = Request::builder()
-            .method(spec.method.clone())
-            .uri(shared.target.request_target(&rendered))
-            .header(HOST, shared.authority.as_str())
-            .header("traceparent", shared.run_id.traceparent(seq))
-            .header(RUN_ID_HEADER, shared.run_id_text.as_str());
-        let body = match &spec.body {
-            Some(template) => {
-                builder = builder.header(CONTENT_TYPE, spec.content_type.as_str());
-                Bytes::from(template.render(ctx, &mut self.rng))
-            }
-            None => Bytes::new(),
-        };
-        (builder.body(Full::new(body)).ok(), path)
-    }
 }
 
-/// Sends one request on `slot`'s connection, opening one first if needed.
+/// Sends one request on `slot`'s connection, opening one first if needed. A request that a
+/// closing keep-alive connection never wrote is sent once more on a fresh connection.
 async fn exchange(
     slot: &mut Option<Connection>,
     addr: SocketAddr,
     request: Request<Full<Bytes>>,
 ) -> Result<u16, ClientError> {
-    let connection = match slot.take() {
-        Some(open) if open.is_open() => open,
-        _ => Connection::open(addr).await?,
-    };
-    let connection = slot.insert(connection);
-    Ok(connection.send(request).await?.as_u16())
+    let mut request = request;
+    for _attempt in 0..2 {
+        let connection = match slot.take() {
+            Some(open) if open.is_open() => open,
+            _ => Connection::open(addr).await?,
+        };
+        let connection = slot.insert(connection);
+        match connection.send(request).await {
+            Ok(status) => return Ok(status.as_u16()),
+            Err(SendError::Unsent(unsent)) => {
+                *slot = None;
+                request = *unsent;
+            }
+            Err(SendError::Failed(e)) => return Err(e),
+        }
+    }
+    Err(ClientError::Unsent)
 }

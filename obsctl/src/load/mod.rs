@@ -2,11 +2,32 @@
 //! schedule, latency from the due time) or a closed loop (`--rps max`), and returns a
 //! [`RunReport`].
 //!
-//! Modules, one concern each: [`schedule`] (pure due-time arithmetic), [`mix`] (which request a
-//! sequence number sends), [`tagging`] (run id and trace context), [`client`] (HTTP/1.1
-//! keep-alive), `engine` (dispatcher and workers), [`sample`] (one request's record and its
-//! latency), [`stats`] (HDR histograms), [`progress`] (the live display), [`config`] (validated
-//! settings).
+//! Modules, one concern each: [`config`] (validated settings), [`schedule`] (pure due-time
+//! arithmetic), [`mix`] (which request kind a schedule slot sends), [`tagging`] (run id and
+//! trace context), `request` (building requests), [`client`] (HTTP/1.1 keep-alive),
+//! `engine` (dispatcher and workers), [`sample`] (one request's record and its latency),
+//! `sink` (batching samples to the collector), [`stats`] (HDR histograms), [`progress`] (the
+//! live display), `finish` (the report).
+//!
+//! Library use (this is what `obsctl load` does):
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use obsctl::load::{self, LoadConfig, Overrides};
+//! use obsctl::scenario::Scenario;
+//!
+//! let scenario = Scenario::from_file("scenarios/smoke.toml".as_ref())?;
+//! let overrides = Overrides {
+//!     target: Some("http://127.0.0.1:8000".into()),
+//!     ..Overrides::default()
+//! };
+//! let mut config = LoadConfig::new(scenario, overrides)?;
+//! config.progress = false;
+//! let report = load::run(config, std::future::pending()).await?;
+//! println!("{} sent, run {}", report.requests_sent, report.run_id);
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod client;
 pub mod config;
@@ -14,6 +35,7 @@ mod engine;
 mod finish;
 pub mod mix;
 pub mod progress;
+mod request;
 pub mod sample;
 pub mod schedule;
 mod sink;
@@ -28,6 +50,7 @@ use crate::report::RunReport;
 use engine::{Due, Shared, StopSignal};
 use mix::Mix;
 use progress::{Progress, Snapshot};
+use request::RequestFactory;
 use schedule::Schedule;
 use sink::Batch;
 use stats::Aggregator;
@@ -85,10 +108,9 @@ pub async fn run(
     // rather than to the thread blocked in `block_on`.
     let requests = config.scenario.requests.len();
     let (aggregator, times) = tokio::spawn(collect(samples_rx, requests, start, progress)).await?;
-    let assigned = match dispatcher {
-        Some(handle) => handle.await?,
-        None => aggregator.sent() + aggregator.not_started(),
-    };
+    if let Some(handle) = dispatcher {
+        handle.await?;
+    }
     watcher.abort();
     let run = finish::Run {
         config: &config,
@@ -98,7 +120,7 @@ pub async fn run(
         last_sent: times.last_sent,
         last_end: times.last_end,
         stopped_at: stop.stopped_at(),
-        seq_count: assigned,
+        seq_count: shared.next_seq.load(std::sync::atomic::Ordering::Relaxed),
     };
     Ok(run.report())
 }
@@ -121,13 +143,10 @@ async fn resolve(config: &LoadConfig) -> Result<SocketAddr, LoadError> {
 
 fn shared(config: &LoadConfig, addr: SocketAddr, stop: Arc<StopSignal>) -> Shared {
     Shared {
-        specs: config.scenario.requests.clone(),
+        factory: RequestFactory::new(&config.scenario.requests, &config.target, config.run_id),
+        next_seq: AtomicU64::new(0),
         mix: Mix::new(&config.scenario.requests),
-        target: config.target.clone(),
         addr,
-        authority: config.target.authority(),
-        run_id: config.run_id,
-        run_id_text: config.run_id.to_string(),
         timeout: config.timeout,
         stop,
     }
@@ -139,7 +158,7 @@ fn spawn_traffic(
     shared: &Arc<Shared>,
     start: Instant,
     samples: mpsc::UnboundedSender<Batch>,
-) -> Option<tokio::task::JoinHandle<u64>> {
+) -> Option<tokio::task::JoinHandle<()>> {
     match &config.plan {
         Plan::Open { start_rate, stages } => {
             let (queue_tx, queue_rx) = async_channel::bounded::<Due>(config.max_in_flight);
@@ -155,11 +174,11 @@ fn spawn_traffic(
             }))
         }
         Plan::Closed { duration } => {
-            let next_seq = Arc::new(AtomicU64::new(0));
+            let next_slot = Arc::new(AtomicU64::new(0));
             for _ in 0..config.max_in_flight {
                 let worker = engine::closed_worker(
                     Arc::clone(shared),
-                    Arc::clone(&next_seq),
+                    Arc::clone(&next_slot),
                     start + *duration,
                     samples.clone(),
                 );

@@ -6,12 +6,14 @@ use crate::scenario::{RenderContext, RequestSpec, Target};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{CONTENT_TYPE, HOST, HeaderName, HeaderValue};
-use hyper::{Method, Request, Uri};
+use hyper::{Request, Uri};
 use rand::Rng;
 use std::sync::Arc;
 
 /// The `traceparent` header.
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+/// The run id header.
+const RUN_ID: HeaderName = HeaderName::from_static(RUN_ID_HEADER);
 
 /// One request kind, with its constant parts pre-built.
 #[derive(Debug)]
@@ -19,6 +21,8 @@ struct Prepared {
     spec: RequestSpec,
     /// The request target and path when the path template has no placeholder.
     constant: Option<(Uri, Arc<str>)>,
+    /// The path a request that never started is counted under (see [`RequestFactory::unsent_path`]).
+    unsent: Arc<str>,
     /// The body when the body template has no placeholder.
     constant_body: Option<Bytes>,
     content_type: Option<HeaderValue>,
@@ -52,19 +56,27 @@ impl RequestFactory {
         };
         let kinds = specs
             .iter()
-            .map(|spec| Prepared {
-                constant: spec.path.is_constant().then(|| {
-                    let rendered = spec.path.render(ctx, &mut rand::rng());
-                    let uri = target.request_target(&rendered).parse::<Uri>().ok();
-                    uri.map(|uri| (uri, path_of(&rendered)))
-                }).flatten(),
-                constant_body: spec
-                    .body
-                    .as_ref()
-                    .filter(|b| b.is_constant())
-                    .map(|b| Bytes::from(b.render(ctx, &mut rand::rng()))),
-                content_type: HeaderValue::from_str(&spec.content_type).ok(),
-                spec: spec.clone(),
+            .map(|spec| {
+                let constant = spec
+                    .path
+                    .is_constant()
+                    .then(|| uri_and_path(target, &spec.path.render(ctx, &mut rand::rng())))
+                    .flatten();
+                let unsent = match &constant {
+                    Some((_, path)) => Arc::clone(path),
+                    None => Arc::from(target.request_target(spec.path.as_str())),
+                };
+                Prepared {
+                    constant,
+                    unsent,
+                    constant_body: spec
+                        .body
+                        .as_ref()
+                        .filter(|b| b.is_constant())
+                        .map(|b| Bytes::from(b.render(ctx, &mut rand::rng()))),
+                    content_type: HeaderValue::from_str(&spec.content_type).ok(),
+                    spec: spec.clone(),
+                }
             })
             .collect();
         Self {
@@ -82,6 +94,14 @@ impl RequestFactory {
         self.kinds.get(index).map(|k| &k.spec)
     }
 
+    /// The path under which a request of kind `index` that never started is counted: the
+    /// constant path, or the path template as written.
+    pub fn unsent_path(&self, index: usize) -> Arc<str> {
+        self.kinds
+            .get(index)
+            .map_or_else(|| Arc::from(""), |kind| Arc::clone(&kind.unsent))
+    }
+
     /// The request of kind `index` for sequence number `seq`.
     pub fn build(&self, index: usize, seq: u64, rng: &mut impl Rng) -> Built {
         let Some(kind) = self.kinds.get(index) else {
@@ -96,11 +116,10 @@ impl RequestFactory {
         };
         let (uri, path) = match &kind.constant {
             Some((uri, path)) => (Some(uri.clone()), Arc::clone(path)),
-            None => {
-                let rendered = kind.spec.path.render(ctx, rng);
-                let uri = self.target.request_target(&rendered).parse::<Uri>().ok();
-                (uri, path_of(&rendered))
-            }
+            None => match uri_and_path(&self.target, &kind.spec.path.render(ctx, rng)) {
+                Some((uri, path)) => (Some(uri), path),
+                None => (None, Arc::from("")),
+            },
         };
         let body = match (&kind.constant_body, &kind.spec.body) {
             (Some(body), _) => Some(body.clone()),
@@ -127,19 +146,20 @@ impl RequestFactory {
         let headers = request.headers_mut();
         headers.insert(HOST, self.host.clone()?);
         headers.insert(TRACEPARENT, HeaderValue::from_bytes(&traceparent).ok()?);
-        headers.insert(RUN_ID_HEADER, self.run_id_value.clone()?);
+        headers.insert(RUN_ID, self.run_id_value.clone()?);
         if let Some(body) = body {
             headers.insert(CONTENT_TYPE, kind.content_type.clone()?);
             *request.body_mut() = Full::new(body);
-        } else if kind.spec.method == Method::POST {
-            // An empty POST still says its length, as curl does.
-            headers.insert(hyper::header::CONTENT_LENGTH, HeaderValue::from_static("0"));
         }
         Some(request)
     }
 }
 
-/// The path part of a rendered request target (everything before `?`).
-fn path_of(rendered: &str) -> Arc<str> {
-    Arc::from(rendered.split('?').next().unwrap_or(""))
+/// The request target of a rendered path on `target`, and the path sent (without query), as
+/// the server sees it.
+fn uri_and_path(target: &Target, rendered: &str) -> Option<(Uri, Arc<str>)> {
+    let full = target.request_target(rendered);
+    let uri = full.parse::<Uri>().ok()?;
+    let path = Arc::from(uri.path());
+    Some((uri, path))
 }

@@ -3,17 +3,17 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What happened to one request.
 #[derive(Debug, Clone)]
 pub struct Sample {
-    /// Sequence number (schedule order); its trace id is the run id then `{seq:016x}`.
-    pub seq: u64,
     /// Index of the request in the scenario's mix.
     pub request: usize,
-    /// The concrete path sent, without query.
-    pub path: String,
+    /// The concrete path sent, without query (for a request that never started: its path
+    /// template as written, since no value was rendered).
+    pub path: Arc<str>,
     /// When the request was due (open model) or sent (closed model).
     pub scheduled: Instant,
     /// When it was handed to a connection; `None` when it never started.

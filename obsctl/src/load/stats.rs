@@ -7,6 +7,7 @@ use crate::report::{Latency, RequestCount, Stats};
 use crate::scenario::RequestSpec;
 use hdrhistogram::Histogram;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// Highest latency the histograms track exactly (1 hour, in microseconds); larger values are
 /// recorded as this.
@@ -110,7 +111,7 @@ fn round3(v: f64) -> f64 {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct CountKey {
     request: usize,
-    path: String,
+    path: Arc<str>,
     status: Option<u16>,
     error: Option<ErrorKind>,
 }
@@ -190,7 +191,7 @@ impl Aggregator {
                 let spec = specs.get(key.request)?;
                 Some(RequestCount {
                     method: spec.method.to_string(),
-                    path: key.path.clone(),
+                    path: key.path.to_string(),
                     name: spec.name.clone(),
                     status: key.status,
                     error: key.error,

@@ -1,7 +1,7 @@
 //! Run ids and W3C trace context for the requests of a run.
 //!
 //! CONTRACT (the checks depend on it): the run id is 16 lowercase hex characters (64 random bits,
-//! fresh per run); the trace id of request `seq` (0-based, in schedule order) is the run id
+//! fresh per run); the trace id of request `seq` (0-based, in send order) is the run id
 //! followed by `format!("{seq:016x}")`, so every trace id of a run is derivable from its report
 //! without storing them. Each request sends `traceparent: 00-{trace_id}-{span_id}-01` (sampled)
 //! with a random non-zero span id, and `x-obsctl-run-id: {run_id}`.

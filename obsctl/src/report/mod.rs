@@ -22,8 +22,9 @@ pub struct RunReport {
     /// Every trace id of the run starts with this (it equals `run_id`): the trace id of request
     /// `seq` is `trace_id_prefix` followed by `seq` as 16 lowercase hex digits.
     pub trace_id_prefix: String,
-    /// Sequence numbers `0..seq_count` were assigned; those of requests that never started
-    /// (`requests_not_started`) were not sent.
+    /// Sequence numbers count requests in send order: requests `0..seq_count` were sent (so
+    /// `seq_count == requests_sent`), and their trace ids are exactly `trace_id_prefix` followed
+    /// by `{seq:016x}` for each of them. Requests that never started have no sequence number.
     pub seq_count: u64,
     /// The scenario that ran.
     pub scenario: ScenarioInfo,
@@ -47,7 +48,8 @@ pub struct RunReport {
     /// than the timeout, or the run stopped). Counted as errors, never hidden.
     pub requests_not_started: u64,
     /// Counts per (name, method, concrete path, status, error). Entries whose error is
-    /// `not_started` or `connect` never reached the target.
+    /// `not_started` or `connect` never reached the target; a `not_started` entry's path is the
+    /// path template as written when it has placeholders (nothing was rendered).
     pub requests: Vec<RequestCount>,
     /// Statistics over all requests.
     pub overall: Stats,
@@ -189,6 +191,16 @@ pub struct ThresholdResult {
 }
 
 impl RunReport {
+    /// The trace id of the request sent with sequence number `seq`.
+    pub fn trace_id(&self, seq: u64) -> String {
+        format!("{}{seq:016x}", self.trace_id_prefix)
+    }
+
+    /// Every trace id the run sent, in send order (`seq_count` of them).
+    pub fn trace_ids(&self) -> impl Iterator<Item = String> + '_ {
+        (0..self.seq_count).map(|seq| self.trace_id(seq))
+    }
+
     /// The report as pretty-printed JSON.
     pub fn to_json(&self) -> Result<String, serde_json::Error> {
         serde_json::to_string_pretty(self)

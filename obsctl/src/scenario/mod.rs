@@ -193,7 +193,8 @@ impl Scenario {
         validate::parse(source, path)
     }
 
-    /// A scenario that sends `GET /` and expects any 2xx or 3xx, used when no file is given.
+    /// A scenario that sends `GET` of the target URL itself (`/` when it has no path) and
+    /// expects any 2xx or 3xx, used when no file is given.
     pub fn plain_get(rate: f64, duration: Duration) -> Self {
         Self {
             name: "get-root".to_owned(),
@@ -203,9 +204,9 @@ impl Scenario {
             start_rate: None,
             stages: vec![Stage { duration, rate }],
             requests: vec![RequestSpec {
-                name: "GET /".to_owned(),
+                name: "get".to_owned(),
                 method: Method::GET,
-                path: Template::literal("/"),
+                path: Template::literal(""),
                 weight: 1,
                 body: None,
                 content_type: validate::DEFAULT_CONTENT_TYPE.to_owned(),

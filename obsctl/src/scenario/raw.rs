@@ -36,7 +36,7 @@ pub(crate) struct RawRequest {
     pub path: Spanned<String>,
     pub weight: Option<Spanned<i64>>,
     pub body: Option<Spanned<String>>,
-    pub content_type: Option<String>,
+    pub content_type: Option<Spanned<String>>,
     pub expect: Option<Spanned<Vec<Spanned<i64>>>>,
 }
 

@@ -101,9 +101,15 @@ impl Target {
         }
     }
 
-    /// The request target for a scenario path: the target's own path prefix, then `path`.
+    /// The request target for a scenario path: the target's own path prefix, then `path`
+    /// (an empty result is `/`).
     pub fn request_target(&self, path: &str) -> String {
-        format!("{}{path}", self.base_path)
+        let joined = format!("{}{path}", self.base_path);
+        if joined.is_empty() {
+            "/".to_owned()
+        } else {
+            joined
+        }
     }
 }
 
@@ -127,6 +133,12 @@ mod tests {
             t.map(|t| t.request_target("/health")).as_deref(),
             Some("/prefix/health")
         );
+    }
+
+    #[test]
+    fn an_empty_request_target_is_the_root() {
+        let t = Target::parse("http://127.0.0.1:8000").ok();
+        assert_eq!(t.map(|t| t.request_target("")).as_deref(), Some("/"));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! scenario loads and rendered per request.
 //!
 //! Placeholders:
-//! - `{{seq}}`: the request's sequence number in this run (0-based, in schedule order; the same
+//! - `{{seq}}`: the request's sequence number in this run (0-based, in send order; the same
 //!   number that ends its trace id), so every rendered value is unique within a run.
 //! - `{{random:LO..HI}}`: a uniformly random integer from LO to HI, both included
 //!   (e.g. `{{random:1..100}}`); negative bounds are allowed.
@@ -16,6 +16,7 @@ use std::fmt::Write as _;
 /// A parsed template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
+    text: String,
     segments: Vec<Segment>,
 }
 
@@ -69,14 +70,23 @@ impl Template {
         if !rest.is_empty() {
             segments.push(Segment::Literal(rest.to_owned()));
         }
-        Ok(Self { segments })
+        Ok(Self {
+            text: text.to_owned(),
+            segments,
+        })
     }
 
     /// A template that renders `text` as is, placeholders or not.
     pub fn literal(text: &str) -> Self {
         Self {
+            text: text.to_owned(),
             segments: vec![Segment::Literal(text.to_owned())],
         }
+    }
+
+    /// The template as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
     }
 
     /// True when the template has no placeholder: every rendering is the same text.

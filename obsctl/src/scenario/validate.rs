@@ -8,6 +8,7 @@ use super::{
     Template, Thresholds,
 };
 use hyper::Method;
+use hyper::header::HeaderValue;
 use hyper::http::uri::PathAndQuery;
 use std::collections::HashSet;
 use std::path::Path;
@@ -199,10 +200,7 @@ fn request(
         path,
         weight: weight(checker, raw.weight.as_ref(), &field("weight"))?,
         body,
-        content_type: raw
-            .content_type
-            .clone()
-            .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned()),
+        content_type: content_type(checker, raw.content_type.as_ref(), &field("content_type"))?,
         expect: expect(checker, raw.expect.as_ref(), &field("expect"))?,
     })
 }
@@ -226,6 +224,24 @@ fn check_renders_as_path(
             raw.span(),
             field,
             format!("`{rendered}` is not a valid request path ({e}); percent-encode spaces and special characters"),
+        ),
+    }
+}
+
+fn content_type(
+    checker: &Checker<'_>,
+    raw: Option<&Spanned<String>>,
+    field: &str,
+) -> Result<String, ScenarioError> {
+    let Some(raw) = raw else {
+        return Ok(DEFAULT_CONTENT_TYPE.to_owned());
+    };
+    match HeaderValue::from_str(raw.get_ref()) {
+        Ok(_) if !raw.get_ref().trim().is_empty() => Ok(raw.get_ref().clone()),
+        _ => checker.fail(
+            raw.span(),
+            field,
+            "not a valid header value, e.g. \"application/json\"",
         ),
     }
 }

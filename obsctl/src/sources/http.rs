@@ -264,9 +264,28 @@ impl HttpClient {
         query: &[(&str, String)],
         accept: Option<&str>,
     ) -> Result<HttpResponse, SourceError> {
+        self.get_with_headers(url, query, accept, &[]).await
+    }
+
+    /// Like [`HttpClient::get`], with extra request `headers` (e.g. `Authorization`, sent marked
+    /// sensitive). A header that HTTP cannot carry is [`SourceError::Request`], before sending.
+    pub async fn get_with_headers(
+        &self,
+        url: &str,
+        query: &[(&str, String)],
+        accept: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Result<HttpResponse, SourceError> {
         let mut builder = self.client.get(url).query(query);
         if let Some(accept) = accept {
             builder = builder.header(reqwest::header::ACCEPT, accept);
+        }
+        for (name, value) in headers {
+            let (name, value) = header(name, value).map_err(|detail| SourceError::Request {
+                url: url.to_owned(),
+                detail,
+            })?;
+            builder = builder.header(name, value);
         }
         let request = builder.build().map_err(|e| SourceError::InvalidUrl {
             url: url.to_owned(),
@@ -370,6 +389,19 @@ impl HttpClient {
             detail: error_chain(&error),
         }
     }
+}
+
+/// A request header, its value marked sensitive so that it never appears in debug output.
+fn header(
+    name: &str,
+    value: &str,
+) -> Result<(reqwest::header::HeaderName, reqwest::header::HeaderValue), String> {
+    let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| format!("invalid header name {name:?}"))?;
+    let mut value = reqwest::header::HeaderValue::from_str(value)
+        .map_err(|_| format!("the value of header {name} has characters HTTP cannot carry"))?;
+    value.set_sensitive(true);
+    Ok((name, value))
 }
 
 /// Join a base URL (`http://host:port` or with a path prefix) and an API path.

@@ -4,7 +4,8 @@
 //! Checks call these adapters and never speak HTTP themselves.
 //!
 //! - [`target`]: the service's `/metrics`, parsed by [`exposition`].
-//! - [`prometheus`], [`loki`], [`tempo`]: the stack's HTTP APIs, over the shared [`http`] client.
+//! - [`prometheus`], [`loki`], [`tempo`], [`grafana`]: the stack's HTTP APIs, over the shared
+//!   [`http`] client.
 //! - [`prometheus_server`]: a real Prometheus started from the PATH, scraping given targets.
 //! - [`otlp`]: an OTLP/gRPC trace receiver embedded in obsctl; [`tempo`] maps its traces into the
 //!   same [`span::ReceivedSpan`] (via [`otlp_json`]).
@@ -12,6 +13,7 @@
 //! - [`window`]: a run's time window in each API's units.
 
 pub mod exposition;
+pub mod grafana;
 pub mod http;
 pub mod logs;
 pub mod loki;

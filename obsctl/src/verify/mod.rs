@@ -15,6 +15,7 @@ use crate::check::report::CheckReport;
 use crate::load::{LoadConfig, Overrides};
 use crate::scenario::Scenario;
 use crate::sources::exposition::Exposition;
+use crate::sources::grafana::Grafana;
 use crate::sources::http::HttpClient;
 use crate::sources::loki::Loki;
 use crate::sources::otlp::OtlpReceiver;
@@ -86,6 +87,10 @@ pub struct VerifyOptions {
     pub loki: Option<String>,
     /// Tempo to check, if any.
     pub tempo: Option<String>,
+    /// Grafana to check, if any (anonymous access).
+    pub grafana: Option<String>,
+    /// Dashboard JSON whose panel queries are evaluated against the Prometheus (and Loki) used.
+    pub dashboard: Option<PathBuf>,
     /// Service name expected in logs and traces.
     pub service: String,
     /// Longest wait for ingestion once the load ended.
@@ -169,6 +174,11 @@ pub async fn run(options: VerifyOptions) -> Result<Verification, VerifyError> {
         .tempo
         .as_ref()
         .map(|url| Tempo::new(client.clone(), url.clone()));
+    ctx.grafana = options
+        .grafana
+        .as_ref()
+        .map(|url| Grafana::new(client.clone(), url.trim_end_matches('/')));
+    ctx.dashboard = options.dashboard.clone();
     if let Some(service) = &service {
         ctx.exclusive = true;
         ctx.otlp = Some(Arc::clone(&receiver));

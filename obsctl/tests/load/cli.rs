@@ -157,7 +157,7 @@ async fn without_a_scenario_it_says_what_it_sends() {
 
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(
-        text(&out.stderr).contains("sending GET /"),
+        text(&out.stderr).contains(&format!("sending GET {}", server.url)),
         "{}",
         text(&out.stderr)
     );
@@ -210,7 +210,7 @@ async fn help_teaches_the_model_and_the_exit_codes() {
 async fn ctrl_c_stops_cleanly_prints_the_partial_summary_and_exits_130() {
     let server = spawn_server(Behaviour::default()).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_obsctl"))
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_obsctl"))
         .args([
             "load",
             "--target",

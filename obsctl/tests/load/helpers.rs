@@ -26,6 +26,8 @@ pub struct Behaviour {
     pub stall_once: Option<(u64, Duration)>,
     /// Delay every response by this much.
     pub delay: Duration,
+    /// Close every connection after one response (`connection: close`).
+    pub no_keep_alive: bool,
 }
 
 /// One request as the server saw it.
@@ -92,7 +94,9 @@ pub async fn spawn_server(behaviour: Behaviour) -> TestServer {
         while let Ok((stream, _)) = listener.accept().await {
             let state = Arc::clone(&shared);
             let service = service_fn(move |req| handle(Arc::clone(&state), req));
-            tokio::spawn(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
+            let mut builder = http1::Builder::new();
+            builder.keep_alive(!shared.behaviour.no_keep_alive);
+            tokio::spawn(builder.serve_connection(TokioIo::new(stream), service));
         }
     });
     TestServer { url, state, task }

@@ -140,6 +140,14 @@ fn path_without_leading_slash() {
 }
 
 #[test]
+fn content_type_that_is_not_a_header_value() {
+    let msg = error_of(&format!(
+        "name = \"x\"\n{STAGE}{REQUEST}content_type = \"a\\nb\"\n"
+    ));
+    assert_names(&msg, 8, "requests[0].content_type");
+}
+
+#[test]
 fn status_out_of_range() {
     let msg = error_of(&format!(
         "name = \"x\"\n{STAGE}{REQUEST}expect = [200, 999]\n"

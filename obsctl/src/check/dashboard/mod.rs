@@ -3,270 +3,22 @@
 //! evaluates every query of a dashboard file against the Prometheus and Loki given, so a panel
 //! that would show "No data" fails before anyone opens Grafana.
 //!
+//! - [`provisioning`]: the `grafana` check.
 //! - [`panels`]: reading a dashboard's JSON and substituting Grafana's variables (pure).
 //! - [`evaluate`]: running one panel's queries against the sources, with bounded polling.
 
 pub mod evaluate;
 pub mod panels;
+pub mod provisioning;
+
+pub use provisioning::grafana;
 
 use super::context::CheckContext;
 use super::model::Outcome;
-use crate::sources::grafana::{Datasources, Grafana, GrafanaError, HealthStatus};
-use crate::sources::http::SourceError;
 use evaluate::{QueryResult, Verdict};
-use panels::{DEFAULT_UID, Dashboard, PART7_TITLES};
+use panels::Dashboard;
 
-const NO_GRAFANA: &str = "pass --grafana URL (e.g. http://localhost:3000) of the Grafana provisioned from deploy/grafana";
 const NO_DASHBOARD: &str = "pass --dashboard FILE (e.g. deploy/grafana/dashboards/fastapi-dashboard.json) with --prometheus and --loki";
-const DATASOURCE_TYPES: [&str; 3] = ["prometheus", "loki", "tempo"];
-
-/// `grafana`: Grafana is healthy, has healthy Prometheus, Loki and Tempo datasources, and the
-/// dashboard (uid from `--dashboard`, else `fastapi-dashboard`) has the 8 Part 7 panels.
-pub async fn grafana(ctx: &CheckContext) -> Outcome {
-    let Some(grafana) = &ctx.grafana else {
-        return Outcome::skip("no Grafana given", NO_GRAFANA);
-    };
-    match inspect(ctx, grafana).await {
-        Ok(findings) => findings.outcome(),
-        Err(error) => source_error(grafana, &error),
-    }
-}
-
-/// What the Grafana check saw: problems (each a failure) and evidence lines.
-#[derive(Debug, Default)]
-struct Findings {
-    problems: Vec<String>,
-    evidence: Vec<String>,
-    summary: Vec<String>,
-}
-
-impl Findings {
-    fn outcome(self) -> Outcome {
-        let outcome = if self.problems.is_empty() {
-            Outcome::pass(self.summary.join("; "))
-        } else {
-            Outcome::fail(
-                self.problems.join("; "),
-                "provision Grafana from deploy/grafana (datasources with uids prometheus, loki, \
-                 tempo; the dashboard JSON in deploy/grafana/dashboards) and check that each \
-                 datasource's URL is reachable from Grafana",
-            )
-        };
-        self.evidence
-            .into_iter()
-            .fold(outcome, |outcome, line| outcome.evidence(line))
-    }
-}
-
-async fn inspect(ctx: &CheckContext, grafana: &Grafana) -> Result<Findings, GrafanaError> {
-    let mut findings = Findings::default();
-    let health = grafana.health().await?;
-    findings.evidence.push(format!(
-        "GET {} -> version {}, database {}",
-        health.evidence.url, health.version, health.database
-    ));
-    if !health.database_ok() {
-        findings.problems.push(format!(
-            "Grafana {} reports its database {:?}",
-            health.version, health.database
-        ));
-        return Ok(findings);
-    }
-    findings
-        .summary
-        .push(format!("Grafana {} is up", health.version));
-    let datasources = grafana.datasources().await?;
-    findings.evidence.push(format!(
-        "GET {} -> {} datasources",
-        datasources.evidence.url,
-        datasources.list.len()
-    ));
-    inspect_datasources(grafana, &datasources, &mut findings).await?;
-    let uid = dashboard_uid(ctx);
-    inspect_dashboard(grafana, &uid, &mut findings).await?;
-    Ok(findings)
-}
-
-async fn inspect_datasources(
-    grafana: &Grafana,
-    datasources: &Datasources,
-    findings: &mut Findings,
-) -> Result<(), GrafanaError> {
-    let mut healthy = Vec::new();
-    for kind in DATASOURCE_TYPES {
-        let Some(datasource) = datasources.of_type(kind) else {
-            let present: Vec<&str> = datasources.list.iter().map(|d| d.kind.as_str()).collect();
-            findings.problems.push(format!(
-                "no datasource of type {kind} (present: {})",
-                if present.is_empty() {
-                    "none".to_owned()
-                } else {
-                    present.join(", ")
-                }
-            ));
-            continue;
-        };
-        let label = format!(
-            "{} (uid {}, {})",
-            datasource.name, datasource.uid, datasource.url
-        );
-        let health = grafana.datasource_health(&datasource.uid).await?;
-        match &health.status {
-            HealthStatus::Ok => healthy.push(kind),
-            HealthStatus::Unknown => {
-                healthy.push(kind);
-                findings
-                    .evidence
-                    .push(format!("{label}: health unknown ({})", health.message));
-            }
-            HealthStatus::Failing(status) => findings.problems.push(format!(
-                "datasource {label} is unhealthy: {status}: {}",
-                health.message
-            )),
-        }
-        findings.evidence.push(format!(
-            "GET {} -> {:?} {}",
-            health.evidence.url, health.status, health.message
-        ));
-    }
-    if !healthy.is_empty() {
-        findings.summary.push(format!(
-            "datasources {} present and healthy",
-            healthy.join(", ")
-        ));
-    }
-    Ok(())
-}
-
-/// The uid to look for: the one in `--dashboard`, else the Part 7 dashboard's.
-/// A file that broke since the CLI validated it names no uid: the default stands.
-fn dashboard_uid(ctx: &CheckContext) -> String {
-    ctx.dashboard
-        .as_deref()
-        .and_then(|path| Dashboard::from_file(path).ok())
-        .and_then(|dashboard| dashboard.uid)
-        .unwrap_or_else(|| DEFAULT_UID.to_owned())
-}
-
-async fn inspect_dashboard(
-    grafana: &Grafana,
-    uid: &str,
-    findings: &mut Findings,
-) -> Result<(), GrafanaError> {
-    let doc = match grafana.dashboard(uid).await {
-        Ok(doc) => doc,
-        Err(GrafanaError::DashboardNotFound { evidence, .. }) => {
-            findings
-                .evidence
-                .push(format!("GET {} -> 404", evidence.url));
-            findings.problems.push(format!(
-                "no dashboard with uid {uid:?} (provisioned from deploy/grafana/provisioning/dashboards?)"
-            ));
-            return Ok(());
-        }
-        Err(error) => return Err(error),
-    };
-    let dashboard = match Dashboard::from_json(&doc.dashboard, &doc.evidence.url) {
-        Ok(dashboard) => dashboard,
-        Err(error) => {
-            findings.problems.push(error.to_string());
-            return Ok(());
-        }
-    };
-    let titles = dashboard.titles();
-    findings.evidence.push(format!(
-        "GET {} -> {:?} with {} panels: {}",
-        doc.evidence.url,
-        dashboard.title,
-        titles.len(),
-        titles.join(", ")
-    ));
-    match panel_problems(&titles) {
-        Some(problem) => findings
-            .problems
-            .push(format!("dashboard {uid:?}: {problem}")),
-        None => findings
-            .summary
-            .push(format!("dashboard {uid:?} has the 8 Part 7 panels")),
-    }
-    Ok(())
-}
-
-/// What is wrong with a dashboard's panel titles against Part 7, if anything.
-pub fn panel_problems(titles: &[&str]) -> Option<String> {
-    let missing: Vec<&str> = PART7_TITLES
-        .iter()
-        .copied()
-        .filter(|t| !titles.contains(t))
-        .collect();
-    let extra: Vec<&str> = titles
-        .iter()
-        .copied()
-        .filter(|t| !PART7_TITLES.contains(t))
-        .collect();
-    if missing.is_empty() && titles.len() == PART7_TITLES.len() {
-        return None;
-    }
-    let mut parts = vec![format!(
-        "{} panels where Part 7 has {}",
-        titles.len(),
-        PART7_TITLES.len()
-    )];
-    if !missing.is_empty() {
-        parts.push(format!("missing {}", quoted(&missing)));
-    }
-    if !extra.is_empty() {
-        parts.push(format!("unexpected {}", quoted(&extra)));
-    }
-    Some(parts.join(", "))
-}
-
-fn quoted(titles: &[&str]) -> String {
-    titles
-        .iter()
-        .map(|t| format!("{t:?}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// A Grafana that could not answer, with what to do about it.
-fn source_error(grafana: &Grafana, error: &GrafanaError) -> Outcome {
-    let hint = match error {
-        GrafanaError::Unauthorized { .. } => {
-            "pass --grafana-user USER:PASSWORD (or set GRAFANA_AUTH) for a user with the Viewer role"
-        }
-        GrafanaError::Forbidden(_) => {
-            "use a user with at least the Viewer role in the dashboard's organisation"
-        }
-        GrafanaError::Source(SourceError::HtmlPage(_)) => {
-            "an HTML page answered (a login page or a proxy): pass Grafana's own URL \
-             (e.g. http://localhost:3000) and --grafana-user USER:PASSWORD"
-        }
-        GrafanaError::Source(e) if e.is_unreachable() => {
-            "check the --grafana URL and that Grafana is running (docker compose -f deploy/compose.yaml ps)"
-        }
-        _ => "check that the --grafana URL points at Grafana (GET /api/health answers JSON)",
-    };
-    let outcome = Outcome::error(
-        format!(
-            "Grafana at {} could not answer: {error}",
-            grafana.base_url()
-        ),
-        hint,
-    );
-    match error {
-        GrafanaError::Source(source) => match source.evidence() {
-            Some(evidence) => outcome.evidence(format!(
-                "GET {} -> HTTP {}: {}",
-                evidence.url,
-                evidence.status.unwrap_or(0),
-                evidence.body_excerpt
-            )),
-            None => outcome,
-        },
-        _ => outcome,
-    }
-}
 
 /// `dashboard-panels`: every query of every panel of `--dashboard` returns data from the
 /// Prometheus / Loki given; panels whose datasource was not given are skipped and named.
@@ -301,37 +53,35 @@ pub async fn dashboard_panels(ctx: &CheckContext) -> Outcome {
 }
 
 /// The verdict over every query: any empty or rejected query fails; otherwise an unreachable
-/// source is an error; nothing evaluated is a skip.
+/// source is an error; nothing evaluated is a skip (a dashboard without queries fails).
 pub fn judge(dashboard: &Dashboard, results: &[QueryResult]) -> Outcome {
-    let of = |f: fn(&Verdict) -> bool| results.iter().filter(move |r| f(&r.verdict));
-    let failed: Vec<&QueryResult> =
-        of(|v| matches!(v, Verdict::Empty | Verdict::Rejected(_))).collect();
-    let unreachable: Vec<&QueryResult> = of(|v| matches!(v, Verdict::Unreachable(_))).collect();
-    let skipped: Vec<&QueryResult> = of(|v| matches!(v, Verdict::Skipped(_))).collect();
-    let passed = of(|v| matches!(v, Verdict::Data(_))).count();
+    let of = |f: fn(&Verdict) -> bool| -> Vec<&QueryResult> {
+        results.iter().filter(|r| f(&r.verdict)).collect()
+    };
+    let failed = of(|v| matches!(v, Verdict::Empty | Verdict::Rejected(_)));
+    let unreachable = of(|v| matches!(v, Verdict::Unreachable(_)));
+    let skipped = of(|v| matches!(v, Verdict::Skipped(_)));
+    let passed = of(|v| matches!(v, Verdict::Data(_))).len();
     let skipped_note = if skipped.is_empty() {
         String::new()
     } else {
-        format!(
-            "; skipped: {}",
-            skipped
-                .iter()
-                .map(|r| describe(r))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
+        format!("; skipped: {}", describe_all(&skipped))
     };
-    let outcome = if !failed.is_empty() {
+    let outcome = if results.is_empty() {
+        return Outcome::fail(
+            format!(
+                "dashboard {:?} has no panel queries to evaluate",
+                dashboard.title
+            ),
+            "pass the dashboard whose panels query Prometheus and Loki",
+        );
+    } else if !failed.is_empty() {
         Outcome::fail(
             format!(
                 "{} of {} evaluated panel queries return no data: {}{skipped_note}",
                 failed.len(),
                 results.len() - skipped.len(),
-                failed
-                    .iter()
-                    .map(|r| describe(r))
-                    .collect::<Vec<_>>()
-                    .join("; ")
+                describe_all(&failed)
             ),
             "send traffic first (obsctl load), make the queries' labels match the scrape job \
              (job=\"fastapi-backend\") and the log labels (service=\"fastapi-backend\"), and \
@@ -342,21 +92,15 @@ pub fn judge(dashboard: &Dashboard, results: &[QueryResult]) -> Outcome {
             format!(
                 "{} panel queries could not be evaluated: {}",
                 unreachable.len(),
-                unreachable
-                    .iter()
-                    .map(|r| describe(r))
-                    .collect::<Vec<_>>()
-                    .join("; ")
+                describe_all(&unreachable)
             ),
             "check the --prometheus and --loki URLs",
         )
     } else if passed == 0 {
-        let detail = if results.is_empty() {
-            format!("dashboard {:?} has no panel queries", dashboard.title)
-        } else {
-            format!("no panel query could be evaluated{skipped_note}")
-        };
-        return Outcome::skip(detail, NO_DASHBOARD);
+        return Outcome::skip(
+            format!("no panel query could be evaluated{skipped_note}"),
+            NO_DASHBOARD,
+        );
     } else {
         Outcome::pass(format!(
             "all {passed} evaluated panel queries of {:?} return data{skipped_note}",
@@ -371,6 +115,14 @@ pub fn judge(dashboard: &Dashboard, results: &[QueryResult]) -> Outcome {
             verdict_text(&r.verdict)
         ))
     })
+}
+
+fn describe_all(results: &[&QueryResult]) -> String {
+    results
+        .iter()
+        .map(|r| describe(r))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// `'Title' (`query`): why`.
@@ -394,30 +146,6 @@ fn verdict_text(verdict: &Verdict) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_part7_titles_pass_in_any_order() {
-        let mut titles = PART7_TITLES.to_vec();
-        titles.reverse();
-        assert_eq!(panel_problems(&titles), None);
-    }
-
-    #[test]
-    fn a_missing_or_renamed_panel_is_named() {
-        let seven = &PART7_TITLES[..7];
-        let problem = panel_problems(seven).expect("7 panels");
-        assert!(
-            problem.contains("7 panels") && problem.contains("\"Logger Stream\""),
-            "{problem}"
-        );
-        let mut renamed = PART7_TITLES.to_vec();
-        renamed[5] = "CPU";
-        let problem = panel_problems(&renamed).expect("renamed");
-        assert!(
-            problem.contains("missing \"CPU Usage\"") && problem.contains("unexpected \"CPU\""),
-            "{problem}"
-        );
-    }
 
     fn result(panel: &str, verdict: Verdict) -> QueryResult {
         QueryResult {

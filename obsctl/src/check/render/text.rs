@@ -49,12 +49,20 @@ pub fn text(report: &CheckReport, color: bool) -> String {
     }
     let s = &report.summary;
     if s.errors > 0 {
-        let _ = writeln!(out, "\n({} of the failures are errors: a source could not answer)", s.errors);
+        let _ = writeln!(
+            out,
+            "\n({} of the failures are errors: a source could not answer)",
+            s.errors
+        );
     }
     if report.strict && s.skipped > 0 {
         let _ = writeln!(out, "(strict: the skipped checks count as failures)");
     }
-    let verdict = if report.succeeded() { paint(Status::Pass, "OK") } else { paint(Status::Fail, "FAILED") };
+    let verdict = if report.succeeded() {
+        paint(Status::Pass, "OK")
+    } else {
+        paint(Status::Fail, "FAILED")
+    };
     let _ = writeln!(out, "\n{verdict}");
     // "N passed, N failed, N skipped" alone on the last line: the closing line CI systems read.
     let _ = writeln!(
