@@ -40,6 +40,30 @@ async fn a_dashboard_file_that_does_not_parse_is_a_usage_error() {
 }
 
 #[tokio::test]
+async fn verify_rejects_a_bad_dashboard_or_grafana_url_before_starting_anything() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("missing.json").display().to_string();
+    for (flag, value) in [
+        ("--dashboard", missing.as_str()),
+        ("--grafana", "grafana:3000"),
+    ] {
+        let out = obsctl(&[
+            "verify",
+            "--quiet",
+            "--target",
+            "http://127.0.0.1:9",
+            "--prometheus",
+            "off",
+            flag,
+            value,
+        ])
+        .await;
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        assert!(text(&out).contains(flag), "{}", text(&out));
+    }
+}
+
+#[tokio::test]
 async fn grafana_user_without_a_colon_is_a_usage_error_that_does_not_echo_it() {
     let out = obsctl(&[
         "check",

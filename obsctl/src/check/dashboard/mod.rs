@@ -67,7 +67,7 @@ pub fn judge(dashboard: &Dashboard, results: &[QueryResult]) -> Outcome {
     } else {
         format!("; skipped: {}", describe_all(&skipped))
     };
-    let outcome = if results.is_empty() {
+    if results.is_empty() {
         return Outcome::fail(
             format!(
                 "dashboard {:?} has no panel queries to evaluate",
@@ -75,7 +75,14 @@ pub fn judge(dashboard: &Dashboard, results: &[QueryResult]) -> Outcome {
             ),
             "pass the dashboard whose panels query Prometheus and Loki",
         );
-    } else if !failed.is_empty() {
+    }
+    if failed.is_empty() && unreachable.is_empty() && passed == 0 {
+        return Outcome::skip(
+            format!("no panel query could be evaluated{skipped_note}"),
+            NO_DASHBOARD,
+        );
+    }
+    let outcome = if !failed.is_empty() {
         Outcome::fail(
             format!(
                 "{} of {} evaluated panel queries return no data: {}{skipped_note}",
@@ -96,11 +103,6 @@ pub fn judge(dashboard: &Dashboard, results: &[QueryResult]) -> Outcome {
             ),
             "check the --prometheus and --loki URLs",
         )
-    } else if passed == 0 {
-        return Outcome::skip(
-            format!("no panel query could be evaluated{skipped_note}"),
-            NO_DASHBOARD,
-        );
     } else {
         Outcome::pass(format!(
             "all {passed} evaluated panel queries of {:?} return data{skipped_note}",
@@ -203,6 +205,12 @@ mod tests {
             "{}",
             outcome.detail
         );
+    }
+
+    #[test]
+    fn a_dashboard_without_queries_fails() {
+        let outcome = judge(&dashboard(), &[]);
+        assert_eq!(outcome.status, crate::check::model::Status::Fail);
     }
 
     #[test]
