@@ -51,6 +51,40 @@ run_case() {
   echo "$rps $p99"
 }
 
+# cpu_case NAME RATE -> backend CPU microseconds per request at a fixed open-model rate
+# (obsctl load): the backend's own cost, without the load generator's or the collector's.
+cpu_case() {
+  local name=$1 rate=$2 port; port=$(free_port)
+  local -a env=(HOST=127.0.0.1 PORT="$port" DATABASE_URL=:memory:)
+  case $name in
+    on) env+=(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$sink_port" LOG_LEVEL=info) ;;
+    down) env+=(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$closed_port" LOG_LEVEL=info) ;;
+    off) env+=(OTEL_SDK_DISABLED=true LOG_LEVEL=off) ;;
+  esac
+  env "${env[@]}" ./target/release/backend >"$work/$name.log" 2>&1 &
+  local pid=$!
+  wait_port "$port"
+  printf 'name = "cpu"\n[[stages]]\nduration = "%s"\nrate = %s\n[[requests]]\nname = "get_user"\npath = "/api/users/1"\nexpect = [200]\n' \
+    "$duration" "$rate" >"$work/cpu.toml"
+  local before after
+  before=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+  ./target/release/obsctl load "$work/cpu.toml" --target "http://127.0.0.1:$port" --quiet --report "$work/cpu.json" >/dev/null
+  after=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+  kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+  python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print((int(sys.argv[3])-int(sys.argv[2]))/int(sys.argv[4])*1e6/r["requests_sent"])' \
+    "$work/cpu.json" "$before" "$after" "$(getconf CLK_TCK)"
+}
+
+declare -A cpu
+cpu_rate=${CPU_RATE:-5000}
+for round in $(seq "$rounds"); do
+  for name in on off down; do
+    c=$(cpu_case "$name" "$cpu_rate")
+    cpu[$name]+="$c "
+    echo "round $round $name: $c CPU us per request at $cpu_rate req/s" >&2
+  done
+done
+
 declare -A rps p99
 for round in $(seq "$rounds"); do
   for name in on off down; do
@@ -70,5 +104,20 @@ echo "|---|---|---|---|"
 awk -v n="on: metrics + logs + traces to a local OTLP sink" -v r="$m_on" -v p="$p_on" -v b="$m_off" 'BEGIN {printf "| %s | %.0f | %.2f | %.3f |\n", n, r, p, r/b}'
 awk -v n="down: same, collector down" -v r="$m_down" -v p="$p_down" -v b="$m_off" 'BEGIN {printf "| %s | %.0f | %.2f | %.3f |\n", n, r, p, r/b}'
 awk -v n="off: metrics only (OTEL_SDK_DISABLED, LOG_LEVEL=off)" -v r="$m_off" -v p="$p_off" 'BEGIN {printf "| %s | %.0f | %.2f | 1.000 |\n", n, r, p}'
+c_off=$(echo "${cpu[off]}" | median)
 echo
-echo "rounds=$rounds duration=$duration connections=$connections, wrk -t1, $(nproc) cores; sink: $(kill -TERM "${pids[0]}"; wait "${pids[0]}" 2>/dev/null; tail -1 "$work/sink.out")"
+echo "Backend CPU per request at a fixed $cpu_rate req/s (obsctl load, open model):"
+echo
+echo "| case | median CPU us / request | vs off |"
+echo "|---|---|---|"
+for name in on down off; do
+  c=$(echo "${cpu[$name]}" | median)
+  awk -v n="$name" -v c="$c" -v b="$c_off" 'BEGIN {printf "| %s | %.1f | %.3f |\n", n, c, c/b}'
+done
+# The sink competes for the same cores during the "on" runs only: say how much it took.
+sink_cpu=$(awk '{printf "%.1f", ($14 + $15) / '"$(getconf CLK_TCK)"'}' "/proc/${pids[0]}/stat")
+on_seconds=$(( rounds * (${duration%s} + 2) ))
+echo
+echo "rounds=$rounds duration=$duration connections=$connections, wrk -t1, $(nproc) cores"
+echo "the OTLP sink used ${sink_cpu} CPU-seconds over ${on_seconds} s of \"on\" runs (warm-ups included)"
+echo "sink: $(kill -TERM "${pids[0]}"; wait "${pids[0]}" 2>/dev/null; tail -1 "$work/sink.out")"

@@ -11,7 +11,7 @@ use salvo::prelude::*;
 use crate::config::Config;
 use crate::routes::{self, faults::Faults, limits::Limits};
 use crate::store::{Store, StoreError};
-use crate::telemetry::{self, logs::Stdout, metrics::HttpMetrics, traces};
+use crate::telemetry::{self, metrics::HttpMetrics, traces};
 
 /// Longest wait for queued spans to reach the collector at shutdown.
 const SPAN_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -117,7 +117,8 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     let resource = traces::resource();
     let service_name = traces::service_name(&resource);
     let provider = traces::provider(resource, &registry)?;
-    let guard = telemetry::install(&service_name, config.log_level, Stdout, provider)?;
+    let (stdout, flusher) = telemetry::stdout::buffered()?;
+    let guard = telemetry::install(&service_name, config.log_level, stdout, provider)?.with_flusher(flusher);
     let app = Application::build(&config, registry).await?;
     tracing::info!(
         address = %app.local_addr(),
@@ -125,8 +126,8 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
         app.local_addr()
     );
     let served = app.run(shutdown_signal()).await;
+    tracing::info!("Stopped serving; flushing spans and logs");
     guard.shutdown(SPAN_FLUSH_TIMEOUT);
-    tracing::info!("Stopped");
     Ok(served?)
 }
 

@@ -4,10 +4,8 @@
 //! tracing-bunyan-formatter cannot rename or drop bunyan's fixed keys, and tracing-subscriber's
 //! JSON formatter cannot add `service` to every line, so the contract gets its own layer.
 
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use time::format_description::FormatItem;
 use time::macros::format_description;
@@ -31,17 +29,6 @@ pub trait LineSink: Send + Sync + 'static {
     fn write_line(&self, line: &[u8]);
 }
 
-/// The process's stdout.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Stdout;
-
-impl LineSink for Stdout {
-    fn write_line(&self, line: &[u8]) {
-        // A closed stdout must not take the service down: the line is lost, the request is not.
-        let _ = std::io::stdout().lock().write_all(line);
-    }
-}
-
 /// An in-memory sink, for tests that read what would have been printed.
 #[derive(Debug, Default, Clone)]
 pub struct Captured(pub Arc<Mutex<Vec<u8>>>);
@@ -56,7 +43,8 @@ impl LineSink for Captured {
 
 /// A `tracing` layer writing every event it is given as one contract-shaped JSON line.
 pub struct JsonLogLayer<S: LineSink> {
-    service: String,
+    /// The service name, already JSON-escaped (with its quotes): written on every line.
+    service: Vec<u8>,
     sink: S,
 }
 
@@ -64,52 +52,34 @@ impl<S: LineSink> JsonLogLayer<S> {
     /// A layer stamping every line with `service`.
     pub fn new(service: impl Into<String>, sink: S) -> Self {
         Self {
-            service: service.into(),
+            service: serde_json::to_vec(&service.into()).unwrap_or_else(|_| b"\"\"".to_vec()),
             sink,
         }
     }
 
-    /// Renders one event as a JSON line (newline included), the contract's keys first so
-    /// that a person reading the stream sees them in the same place on every line.
+    /// Renders one event as a JSON line (newline included), the contract's keys first so that
+    /// a person reading the stream sees them in the same place on every line. Fields are
+    /// escaped straight into the line: this runs once per request.
     fn render(&self, event: &Event<'_>, now: OffsetDateTime) -> Vec<u8> {
-        let mut fields = FieldMap::default();
+        let mut fields = Fields::default();
         event.record(&mut fields);
-        let message = fields
-            .0
-            .remove("message")
-            .unwrap_or(Value::String(String::new()));
-        let timestamp = now.format(TIMESTAMP).unwrap_or_default();
-        let mut line = Vec::with_capacity(256);
-        line.push(b'{');
-        push_entry(&mut line, "timestamp", &Value::String(timestamp));
-        push_entry(
-            &mut line,
-            "level",
-            &level_name(event.metadata().level()).into(),
-        );
-        push_entry(&mut line, "service", &Value::String(self.service.clone()));
-        push_entry(&mut line, "message", &message);
-        for (key, value) in &fields.0 {
-            if RESERVED.contains(&key.as_str()) {
-                push_entry(&mut line, &format!("field.{key}"), value);
-            } else {
-                push_entry(&mut line, key, value);
-            }
+        let mut line = Vec::with_capacity(192 + fields.rest.len());
+        line.extend_from_slice(b"{\"timestamp\":\"");
+        // Formatting a valid UTC time with a fixed description cannot fail.
+        let _ = now.format_into(&mut line, TIMESTAMP);
+        line.extend_from_slice(b"\",\"level\":\"");
+        line.extend_from_slice(level_name(event.metadata().level()).as_bytes());
+        line.extend_from_slice(b"\",\"service\":");
+        line.extend_from_slice(&self.service);
+        line.extend_from_slice(b",\"message\":");
+        match &fields.message {
+            Some(message) => line.extend_from_slice(message),
+            None => line.extend_from_slice(b"\"\""),
         }
+        line.extend_from_slice(&fields.rest);
         line.extend_from_slice(b"}\n");
         line
     }
-}
-
-/// Appends `"key":value` (with a leading comma unless first), JSON-escaped by serde_json.
-fn push_entry(line: &mut Vec<u8>, key: &str, value: &Value) {
-    if line.len() > 1 {
-        line.push(b',');
-    }
-    // Writing JSON into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *line, key);
-    line.push(b':');
-    let _ = serde_json::to_writer(&mut *line, value);
 }
 
 impl<Sub: Subscriber, S: LineSink> Layer<Sub> for JsonLogLayer<S> {
@@ -129,45 +99,72 @@ pub fn level_name(level: &Level) -> &'static str {
     }
 }
 
-/// An event's fields as JSON values, numbers kept as numbers.
+/// An event's fields, already JSON: the message apart, the others as `,"key":value` entries.
 #[derive(Default)]
-struct FieldMap(Map<String, Value>);
+struct Fields {
+    message: Option<Vec<u8>>,
+    rest: Vec<u8>,
+}
 
-impl Visit for FieldMap {
+impl Fields {
+    /// Starts the entry of `field` and returns the buffer its value goes to. A field named like
+    /// one of the contract's keys is renamed `field.<name>`, so it cannot overwrite them.
+    fn entry(&mut self, field: &Field) -> &mut Vec<u8> {
+        let name = field.name();
+        if name == "message" {
+            return self.message.insert(Vec::new());
+        }
+        self.rest.push(b',');
+        if RESERVED.contains(&name) {
+            let _ = serde_json::to_writer(&mut self.rest, &format!("field.{name}"));
+        } else {
+            let _ = serde_json::to_writer(&mut self.rest, name);
+        }
+        self.rest.push(b':');
+        &mut self.rest
+    }
+
+    /// Writes any serializable value (writing JSON into a Vec cannot fail).
+    fn put(&mut self, field: &Field, value: impl serde::Serialize) {
+        let _ = serde_json::to_writer(self.entry(field), &value);
+    }
+}
+
+impl Visit for Fields {
     fn record_f64(&mut self, field: &Field, value: f64) {
-        let value = serde_json::Number::from_f64(value).map_or(Value::Null, Value::Number);
-        self.0.insert(field.name().into(), value);
+        // JSON has no NaN or infinity.
+        self.put(field, value.is_finite().then_some(value));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.insert(field.name().into(), value.into());
+        self.put(field, value);
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.insert(field.name().into(), value.into());
+        self.put(field, value);
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.insert(field.name().into(), value.into());
+        self.put(field, value);
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().into(), value.into());
+        self.put(field, value);
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.0.insert(field.name().into(), value.to_string().into());
+        self.put(field, value.to_string());
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0
-            .insert(field.name().into(), format!("{value:?}").into());
+        self.put(field, format!("{value:?}"));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
     use tracing_subscriber::layer::SubscriberExt;
 
     fn capture(f: impl FnOnce()) -> Vec<Value> {
@@ -204,6 +201,24 @@ mod tests {
         assert_eq!(ts.len(), "2025-12-18T01:23:45.123Z".len(), "{ts}");
         assert!(ts.ends_with('Z'));
         OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339).unwrap();
+    }
+
+    #[test]
+    fn formatted_messages_errors_and_non_finite_numbers_stay_valid_json() {
+        let error = std::io::Error::other("disk \"full\"");
+        let lines = capture(|| {
+            tracing::error!(
+                error = &error as &dyn std::error::Error,
+                ratio = f64::NAN,
+                "Listening on {}:{}",
+                "::1",
+                80
+            );
+        });
+        assert_eq!(lines[0]["message"], "Listening on ::1:80");
+        assert_eq!(lines[0]["error"], "disk \"full\"");
+        assert_eq!(lines[0]["ratio"], Value::Null);
+        assert_eq!(lines[0]["level"], "ERROR");
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod logs;
 pub mod metrics;
 pub mod process;
 pub mod propagation;
+pub mod stdout;
 pub mod traces;
 
 use std::time::Duration;
@@ -32,9 +33,11 @@ const QUIET_LIBRARIES: [&str; 6] = [
     "opentelemetry",
 ];
 
-/// Keeps the tracer provider alive and flushes it on [`TelemetryGuard::shutdown`].
+/// Keeps the tracer provider and the log flusher alive; [`TelemetryGuard::shutdown`] flushes
+/// both.
 pub struct TelemetryGuard {
     provider: SdkTracerProvider,
+    flusher: Option<stdout::Flusher>,
 }
 
 impl TelemetryGuard {
@@ -44,6 +47,15 @@ impl TelemetryGuard {
         if let Err(error) = self.provider.shutdown_with_timeout(timeout) {
             tracing::warn!(error = %error, "Trace provider did not flush cleanly");
         }
+        if let Some(flusher) = self.flusher {
+            flusher.stop();
+        }
+    }
+
+    /// Keeps `flusher` running until shutdown, then writes what it still holds.
+    pub fn with_flusher(mut self, flusher: stdout::Flusher) -> Self {
+        self.flusher = Some(flusher);
+        self
     }
 }
 
@@ -88,7 +100,10 @@ pub fn install(
             .unwrap_or_default();
         tracing::error!(panic = %payload, location = %location, "Panic");
     }));
-    Ok(TelemetryGuard { provider })
+    Ok(TelemetryGuard {
+        provider,
+        flusher: None,
+    })
 }
 
 fn log_filter(level: LogLevel) -> Targets {

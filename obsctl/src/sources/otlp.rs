@@ -79,7 +79,17 @@ impl Store {
         let mut dropped = 0u64;
         {
             let mut spans = self.lock();
-            for rs in &request.resource_spans {
+            let full = spans.len() >= self.max_spans;
+            if full {
+                // Count without converting, so a flood costs no more than its decoding.
+                dropped = request
+                    .resource_spans
+                    .iter()
+                    .flat_map(|rs| &rs.scope_spans)
+                    .map(|ss| ss.spans.len() as u64)
+                    .sum();
+            }
+            for rs in request.resource_spans.iter().filter(|_| !full) {
                 flatten_resource_spans(rs, &mut |span| {
                     if spans.len() < self.max_spans {
                         spans.push(span);
