@@ -118,7 +118,8 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     let service_name = traces::service_name(&resource);
     let provider = traces::provider(resource, &registry)?;
     let (stdout, flusher) = telemetry::stdout::buffered()?;
-    let guard = telemetry::install(&service_name, config.log_level, stdout, provider)?.with_flusher(flusher);
+    let guard = telemetry::install(&service_name, config.log_level, stdout, provider)?
+        .with_flusher(flusher);
     let app = Application::build(&config, registry).await?;
     tracing::info!(
         address = %app.local_addr(),

@@ -25,11 +25,16 @@ struct Shared {
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Vec<u8>> {
         // A panic while appending bytes leaves them valid: keep using the buffer.
-        self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn flush(&self) {
-        let _io = self.io.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _io = self
+            .io
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let chunk = std::mem::take(&mut *self.lock());
         if !chunk.is_empty() {
             let mut stdout = std::io::stdout().lock();
@@ -98,12 +103,14 @@ pub fn buffered() -> std::io::Result<(BufferedStdout, Flusher)> {
     let thread = {
         let shared = Arc::clone(&shared);
         let stop = Arc::clone(&stop);
-        std::thread::Builder::new().name("log-flusher".into()).spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(FLUSH_INTERVAL);
-                shared.flush();
-            }
-        })?
+        std::thread::Builder::new()
+            .name("log-flusher".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(FLUSH_INTERVAL);
+                    shared.flush();
+                }
+            })?
     };
     Ok((
         BufferedStdout {
