@@ -57,12 +57,12 @@ fn assert_all_pass_except(report: &obsctl::check::report::CheckReport, skipped: 
 
 #[tokio::test]
 async fn verify_passes_every_check_of_the_real_backend_without_prometheus() {
-    let verification = verify::run(options(PrometheusMode::Off))
+    let verification = verify::run(options(PrometheusMode::Off), verify::never())
         .await
         .expect("verify runs");
     assert!(verification.run.requests_sent > 0);
     assert_all_pass_except(
-        &verification.report,
+        verification.report.as_ref().expect("not interrupted"),
         &[
             "traces-tempo",
             "logs-loki",
@@ -72,7 +72,13 @@ async fn verify_passes_every_check_of_the_real_backend_without_prometheus() {
             "dashboard-panels",
         ],
     );
-    assert!(verification.report.succeeded());
+    assert!(
+        verification
+            .report
+            .as_ref()
+            .expect("not interrupted")
+            .succeeded()
+    );
 }
 
 #[tokio::test]
@@ -85,15 +91,18 @@ async fn verify_passes_every_check_of_the_real_backend_with_a_real_prometheus() 
         eprintln!("SKIPPED: no `prometheus` on the PATH (apt-get install prometheus)");
         return;
     }
-    let verification = verify::run(options(PrometheusMode::Auto))
+    let verification = verify::run(options(PrometheusMode::Auto), verify::never())
         .await
         .expect("verify runs");
     assert_eq!(
-        status_of(&verification.report, "prometheus-scrape"),
+        status_of(
+            verification.report.as_ref().expect("not interrupted"),
+            "prometheus-scrape"
+        ),
         Status::Pass
     );
     assert_all_pass_except(
-        &verification.report,
+        verification.report.as_ref().expect("not interrupted"),
         &["traces-tempo", "logs-loki", "grafana", "dashboard-panels"],
     );
 }
@@ -116,9 +125,13 @@ async fn verify_evaluates_every_dashboard_panel_against_the_real_prometheus() {
         )
         .into(),
     );
-    let verification = verify::run(options).await.expect("verify runs");
+    let verification = verify::run(options, verify::never())
+        .await
+        .expect("verify runs");
     let panels = verification
         .report
+        .as_ref()
+        .expect("not interrupted")
         .checks
         .iter()
         .find(|c| c.id == "dashboard-panels")
@@ -141,10 +154,13 @@ async fn verify_reports_a_service_that_never_listens_as_an_error_not_a_hang() {
     options.target = Target::Spawn("echo 'not a server' >&2; sleep 60".to_owned());
     options.startup_timeout = Duration::from_secs(2);
     let started = std::time::Instant::now();
-    let error = tokio::time::timeout(Duration::from_secs(20), verify::run(options))
-        .await
-        .expect("bounded")
-        .expect_err("a service that never listens cannot be verified");
+    let error = tokio::time::timeout(
+        Duration::from_secs(20),
+        verify::run(options, verify::never()),
+    )
+    .await
+    .expect("bounded")
+    .expect_err("a service that never listens cannot be verified");
     let message = error.to_string();
     assert!(message.contains("did not listen"), "{message}");
     assert!(
@@ -158,8 +174,48 @@ async fn verify_reports_a_service_that_never_listens_as_an_error_not_a_hang() {
 async fn verify_reports_a_service_that_exits_at_once_with_its_exit_status() {
     let mut options = options(PrometheusMode::Off);
     options.target = Target::Spawn("echo 'boom: config missing' >&2; exit 3".to_owned());
-    let error = verify::run(options).await.expect_err("nothing to verify");
+    let error = verify::run(options, verify::never())
+        .await
+        .expect_err("nothing to verify");
     let message = error.to_string();
     assert!(message.contains("exited with"), "{message}");
     assert!(message.contains("boom: config missing"), "{message}");
+}
+
+#[tokio::test]
+async fn an_interrupt_during_the_load_returns_the_partial_run_and_stops_the_service() {
+    let mut options = options(PrometheusMode::Off);
+    options.overrides.duration = Some(Duration::from_secs(20));
+    let (interrupt, interrupted) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let _ = interrupt.send(true);
+    });
+    let started = std::time::Instant::now();
+    let verification = verify::run(options, interrupted)
+        .await
+        .expect("an interrupt is not an error during the load");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "stopped early: {:?}",
+        started.elapsed()
+    );
+    assert!(
+        verification.report.is_none(),
+        "no checks after an interrupt"
+    );
+    assert!(verification.run.interrupted);
+    assert!(
+        verification.run.requests_sent > 0,
+        "the partial run is reported"
+    );
+    let base = verification
+        .run
+        .target
+        .trim_start_matches("http://")
+        .to_owned();
+    assert!(
+        tokio::net::TcpStream::connect(base.as_str()).await.is_err(),
+        "the service it started is gone"
+    );
 }

@@ -164,7 +164,7 @@ fn check_writable(path: &Path) -> anyhow::Result<()> {
 }
 
 /// Prints the summary on stdout; a closed pipe (`| head`) is not an error.
-fn print_summary(report: &RunReport) -> anyhow::Result<()> {
+pub(crate) fn print_summary(report: &RunReport) -> anyhow::Result<()> {
     let text = summary::render(report);
     match std::io::stdout().lock().write_all(text.as_bytes()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {

@@ -105,13 +105,17 @@ pub struct VerifyArgs {
 /// Runs `obsctl verify`.
 pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let options = options(&args)?;
-    let verification = tokio::select! {
-        result = verify::run(options) => result?,
-        () = super::ctrl_c() => {
-            // Dropping the verification future stopped everything it started.
+    let (interrupt, interrupted) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        super::ctrl_c().await;
+        let _ = interrupt.send(true);
+    });
+    let verification = match verify::run(options, interrupted).await {
+        Err(verify::VerifyError::Interrupted) => {
             eprintln!("obsctl verify: interrupted; everything started was stopped");
             return Ok(ExitCode::from(exit::INTERRUPTED));
         }
+        other => other?,
     };
     if !args.quiet {
         for note in &verification.notes {
@@ -123,8 +127,15 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             run.requests_sent, run.duration_s, run.run_id
         );
     }
-    emit(&verification.report, args.format, args.output.as_deref())?;
-    Ok(exit_code(&verification.report))
+    let Some(report) = &verification.report else {
+        super::load::print_summary(&verification.run)?;
+        eprintln!(
+            "obsctl verify: interrupted during the load (partial summary above); everything started was stopped"
+        );
+        return Ok(ExitCode::from(exit::INTERRUPTED));
+    };
+    emit(report, args.format, args.output.as_deref())?;
+    Ok(exit_code(report))
 }
 
 fn options(args: &VerifyArgs) -> anyhow::Result<VerifyOptions> {

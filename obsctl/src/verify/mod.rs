@@ -5,6 +5,7 @@
 pub mod process;
 pub mod service;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -48,6 +49,9 @@ pub enum VerifyError {
     /// The load run failed to start.
     #[error("load: {0}")]
     Load(#[from] crate::load::LoadError),
+    /// Interrupted (Ctrl-C) before the load began, or while the checks ran.
+    #[error("interrupted")]
+    Interrupted,
     /// An HTTP client could not be built.
     #[error("{0}")]
     Source(#[from] crate::sources::http::SourceError),
@@ -105,20 +109,51 @@ pub struct VerifyOptions {
     pub progress: bool,
 }
 
+/// Set to `true` (Ctrl-C) to stop a verification early. A receiver whose sender is gone never
+/// fires: [`never`] is one.
+pub type Interrupt = tokio::sync::watch::Receiver<bool>;
+
+/// An interrupt that never fires.
+pub fn never() -> Interrupt {
+    tokio::sync::watch::channel(false).1
+}
+
+/// Runs `future` unless `interrupt` fires first.
+async fn cancellable<T>(
+    future: impl Future<Output = T>,
+    interrupt: &Interrupt,
+) -> Result<T, VerifyError> {
+    tokio::select! {
+        value = future => Ok(value),
+        () = interrupted(interrupt.clone()) => Err(VerifyError::Interrupted),
+    }
+}
+
+/// Completes when `interrupt` fires; never when its sender is gone without firing.
+async fn interrupted(mut interrupt: Interrupt) {
+    if interrupt.wait_for(|fired| *fired).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// What a verification produced: the check report, plus notes for the user.
 #[derive(Debug)]
 pub struct Verification {
-    /// The checks.
-    pub report: CheckReport,
+    /// The checks; `None` when the run was interrupted (the partial run is still reported).
+    pub report: Option<CheckReport>,
     /// The load run that was checked.
     pub run: crate::report::RunReport,
     /// Things the user should know (what was started, what was skipped and why).
     pub notes: Vec<String>,
 }
 
-/// Runs the whole verification; everything started is stopped before this returns, and also
-/// when the returned future is dropped (Ctrl-C).
-pub async fn run(options: VerifyOptions) -> Result<Verification, VerifyError> {
+/// Runs the whole verification; everything started is stopped before this returns, also when
+/// `interrupt` fires (a run interrupted during the load returns its partial run report) and
+/// when the returned future is dropped.
+pub async fn run(
+    options: VerifyOptions,
+    interrupt: Interrupt,
+) -> Result<Verification, VerifyError> {
     let scenario = scenario(&options)?;
     let client = HttpClient::new(crate::sources::http::HttpOptions::default())?;
     let mut notes = Vec::new();
@@ -129,8 +164,11 @@ pub async fn run(options: VerifyOptions) -> Result<Verification, VerifyError> {
     let receiver = Arc::new(receiver);
     let (service, base) = match &options.target {
         Target::Spawn(command) => {
-            let service =
-                Service::start(command, &receiver.endpoint(), options.startup_timeout).await?;
+            let service = cancellable(
+                Service::start(command, &receiver.endpoint(), options.startup_timeout),
+                &interrupt,
+            )
+            .await??;
             notes.push(format!(
                 "started `{command}` on {} (stdout captured as the log source)",
                 service.addr
@@ -140,7 +178,8 @@ pub async fn run(options: VerifyOptions) -> Result<Verification, VerifyError> {
         }
         Target::Url(url) => (None, url.trim_end_matches('/').to_owned()),
     };
-    let local_prometheus = start_prometheus(&options, &base, &mut notes).await?;
+    let local_prometheus =
+        cancellable(start_prometheus(&options, &base, &mut notes), &interrupt).await??;
 
     let metrics = MetricsEndpoint::for_target(client.clone(), &base);
     // The counter before the run: accounting compares increments, not totals.
@@ -154,7 +193,21 @@ pub async fn run(options: VerifyOptions) -> Result<Verification, VerifyError> {
     )
     .map_err(|e| VerifyError::Config(e.to_string()))?;
     config.progress = options.progress;
-    let run = crate::load::run(config, std::future::pending()).await?;
+    // Ctrl-C during the load ends it early: its partial report is what the user gets.
+    let run = crate::load::run(config, interrupted(interrupt.clone())).await?;
+    if run.interrupted {
+        if let Some(service) = service {
+            service.stop(Duration::from_secs(10)).await;
+        }
+        if let Some(local) = local_prometheus {
+            local.stop(Duration::from_secs(2)).await;
+        }
+        return Ok(Verification {
+            report: None,
+            run,
+            notes,
+        });
+    }
 
     let mut ctx = CheckContext::new(options.service.clone(), options.timeout);
     ctx.target = Some(base.clone());
@@ -191,7 +244,8 @@ pub async fn run(options: VerifyOptions) -> Result<Verification, VerifyError> {
         notes.push("the service was not started by obsctl: its stdout and spans are not seen (pass --logs, --tempo)".to_owned());
     }
     ctx.restart_deadline(options.timeout);
-    let report = crate::check::run(&ctx, options.strict).await;
+    // Dropping the checks on Ctrl-C drops what was started too (killed on drop).
+    let report = cancellable(crate::check::run(&ctx, options.strict), &interrupt).await?;
 
     if let Some(service) = service {
         service.stop(Duration::from_secs(10)).await;
@@ -199,7 +253,11 @@ pub async fn run(options: VerifyOptions) -> Result<Verification, VerifyError> {
     if let Some(local) = local_prometheus {
         local.stop(Duration::from_secs(2)).await;
     }
-    Ok(Verification { report, run, notes })
+    Ok(Verification {
+        report: Some(report),
+        run,
+        notes,
+    })
 }
 
 fn scenario(options: &VerifyOptions) -> Result<Scenario, VerifyError> {

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# obsctl load on the release binaries, loopback only, every run bounded by its duration:
+#   1. maximum rate: `obsctl load --rps max` vs `wrk` against the release backend's /health,
+#      same connection count, alternating rounds, ratio of medians;
+#   2. rate accuracy: achieved vs planned rate at 1k, 5k and 10k req/s;
+#   3. peak memory (max RSS) of obsctl for a 10 s and a 60 s run at the same rate.
+# The backend runs with tracing and logs off so that it, not the generator, has the spare CPU.
+#
+# Usage: bench/load.sh [ROUNDS] [DURATION] [CONNECTIONS]     (defaults: 3 10s 64)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+rounds=${1:-3}
+duration=${2:-10s}
+connections=${3:-64}
+command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 2; }
+[ -x /usr/bin/time ] || { echo "GNU time is needed: apt-get install time" >&2; exit 2; }
+
+cargo build --release --locked -q -p backend -p obsctl
+work=$(mktemp -d)
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+field() { python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {}, {"r": r}))' "$@"; }
+
+port=$(free_port)
+HOST=127.0.0.1 PORT="$port" DATABASE_URL=:memory: OTEL_SDK_DISABLED=true LOG_LEVEL=off \
+  ./target/release/backend >/dev/null 2>&1 &
+pids+=($!)
+wait_port "$port"
+target="http://127.0.0.1:$port"
+cat >"$work/health.toml" <<EOF
+name = "health"
+[[stages]]
+duration = "10s"
+rate = 1000
+[[requests]]
+name = "health"
+path = "/health"
+expect = [200]
+EOF
+
+echo "## Maximum rate: GET /health, $connections connections, $duration, $rounds rounds" >&2
+wrk_rates="" obsctl_rates=""
+wrk -t2 -c"$connections" -d2s "$target/health" >/dev/null   # warm-up
+for round in $(seq "$rounds"); do
+  w=$(wrk -t2 -c"$connections" -d"$duration" "$target/health" | awk '/Requests\/sec/ {print $2}')
+  ./target/release/obsctl load "$work/health.toml" --target "$target" --rps max \
+    --max-in-flight "$connections" --duration "$duration" --quiet --report "$work/max.json" >/dev/null
+  o=$(field "$work/max.json" 'r["overall"]["achieved_rate"]')
+  echo "round $round: wrk $w req/s, obsctl $o req/s" >&2
+  wrk_rates+="$w " obsctl_rates+="$o "
+done
+mw=$(echo "$wrk_rates" | median); mo=$(echo "$obsctl_rates" | median)
+echo "| tool | median req/s | ratio to wrk |"
+echo "|---|---|---|"
+awk -v w="$mw" 'BEGIN {printf "| wrk -t2 -c'"$connections"' | %.0f | 1.000 |\n", w}'
+awk -v o="$mo" -v w="$mw" 'BEGIN {printf "| obsctl load --rps max --max-in-flight '"$connections"' | %.0f | %.3f |\n", o, o/w}'
+
+echo
+echo "## Rate accuracy: $duration at a fixed rate (open model)" >&2
+echo "| planned req/s | sent | achieved req/s | error | p99 ms | errors |"
+echo "|---|---|---|---|---|---|"
+for rate in 1000 5000 10000; do
+  ./target/release/obsctl load "$work/health.toml" --target "$target" --rps "$rate" \
+    --duration "$duration" --quiet --report "$work/rate.json" >/dev/null || true
+  field "$work/rate.json" \
+    '"| %d | %d | %.1f | %+.2f%% | %.2f | %d |" % ('"$rate"', r["requests_sent"], r["overall"]["achieved_rate"], (r["overall"]["achieved_rate"] / '"$rate"' - 1) * 100, r["overall"]["latency_ms"]["p99"] or 0, r["overall"]["errors"])'
+done
+
+echo
+echo "## Peak memory of obsctl at 5000 req/s" >&2
+echo "| run length | peak RSS (MiB) |"
+echo "|---|---|"
+for length in 10s 60s; do
+  /usr/bin/time -f '%M' -o "$work/rss" ./target/release/obsctl load "$work/health.toml" --target "$target" \
+    --rps 5000 --duration "$length" --quiet >/dev/null || true
+  awk -v l="$length" '{printf "| %s | %.1f |\n", l, $1/1024}' "$work/rss"
+done
+echo
+echo "$(nproc) cores; backend: release, OTEL_SDK_DISABLED=true LOG_LEVEL=off"
