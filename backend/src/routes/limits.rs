@@ -1,16 +1,23 @@
-//! Protection that turns overload and stuck requests into fast, measured 503s: a cap on
-//! requests handled at once and a per-request time limit. Mounted inside the observing hoop,
-//! so what it rejects is counted and logged like any request.
+//! Protection that turns abuse and overload into fast, measured errors: overlong URLs (414) and
+//! header blocks (431), a cap on requests handled at once and a per-request time limit (503).
+//! Mounted inside the observing hoop, so what it rejects is counted and logged like any request.
+//! (hyper itself refuses header blocks over its 400 KiB buffer before any hoop sees them.)
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use salvo::http::header::RETRY_AFTER;
+use salvo::http::header::{CONNECTION, RETRY_AFTER};
 use salvo::http::{HeaderValue, StatusCode};
 use salvo::prelude::*;
 use tokio::sync::Semaphore;
 
 use super::error::ApiError;
+
+/// Longest accepted path and query, in bytes.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+
+/// Largest accepted header block (names, values and separators), in bytes.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 
 /// The limits of one service.
 pub struct Limits {
@@ -37,6 +44,14 @@ impl Handler for Limits {
         res: &mut Response,
         ctrl: &mut FlowCtrl,
     ) {
+        if let Some(error) = oversized(req) {
+            // The request may not have been read to its end: do not reuse the connection.
+            res.headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+            res.render(error);
+            ctrl.skip_rest();
+            return;
+        }
         let Ok(_slot) = self.slots.try_acquire() else {
             res.headers_mut()
                 .insert(RETRY_AFTER, HeaderValue::from_static("1"));
@@ -60,4 +75,26 @@ impl Handler for Limits {
             ctrl.skip_rest();
         }
     }
+}
+
+/// The 414 or 431 a request deserves for its size, if any.
+fn oversized(req: &Request) -> Option<ApiError> {
+    let uri = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    if uri > MAX_URI_BYTES {
+        return Some(ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            format!("the URL is longer than {MAX_URI_BYTES} bytes"),
+        ));
+    }
+    let headers: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    (headers > MAX_HEADER_BYTES).then(|| {
+        ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            format!("the request headers are larger than {MAX_HEADER_BYTES} bytes"),
+        )
+    })
 }

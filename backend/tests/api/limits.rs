@@ -113,3 +113,37 @@ async fn metrics_token_protects_the_scrape_and_nothing_else() {
         "the token never reaches the logs"
     );
 }
+
+#[tokio::test]
+async fn overlong_urls_and_header_blocks_get_json_414_and_431_counted_and_logged() {
+    let app = crate::helpers::spawn_app().await;
+    let long_url = format!("/api/users/{}", "7".repeat(9000));
+    let response = app.get(&long_url).await;
+    assert_eq!(response.status(), 414);
+    let body: Value = response.json().await.unwrap();
+    assert!(body["detail"].is_string());
+    let response = app
+        .client
+        .get(app.url("/health"))
+        .header("x-padding", "p".repeat(40 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 431);
+    let body: Value = response.json().await.unwrap();
+    assert!(body["detail"].is_string());
+    let metrics = app.metrics().await;
+    assert_eq!(counter(&metrics, "GET", "/api/users/{user_id}", "414"), 1.0);
+    assert_eq!(counter(&metrics, "GET", "/health", "431"), 1.0);
+    let lines = app.wait_for_request_lines(2).await;
+    let statuses: Vec<_> = lines.iter().map(|l| l["status_code"].as_u64()).collect();
+    assert!(
+        statuses.contains(&Some(414)) && statuses.contains(&Some(431)),
+        "{statuses:?}"
+    );
+    assert!(lines.iter().all(|l| {
+        l["endpoint"]
+            .as_str()
+            .is_some_and(|e| e.len() < 10_000 + 20)
+    }));
+}

@@ -22,6 +22,7 @@ fn options(prometheus: PrometheusMode) -> VerifyOptions {
         service: "fastapi-backend".to_owned(),
         timeout: Duration::from_secs(10),
         startup_timeout: Duration::from_secs(15),
+        metrics_token: None,
         overrides: Overrides {
             duration: Some(Duration::from_secs(2)),
             ..Overrides::default()
@@ -218,4 +219,29 @@ async fn an_interrupt_during_the_load_returns_the_partial_run_and_stops_the_serv
         tokio::net::TcpStream::connect(base.as_str()).await.is_err(),
         "the service it started is gone"
     );
+}
+
+#[tokio::test]
+async fn verify_scrapes_a_token_protected_metrics_endpoint_with_the_token() {
+    if obsctl::sources::prometheus_server::find_binary().is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have prometheus installed"
+        );
+        eprintln!("SKIPPED: no `prometheus` on the PATH (apt-get install prometheus)");
+        return;
+    }
+    let mut options = options(PrometheusMode::Auto);
+    options.metrics_token = Some("verify-s3cret".to_owned());
+    let verification = verify::run(options, verify::never())
+        .await
+        .expect("verify runs");
+    let report = verification.report.as_ref().expect("not interrupted");
+    for id in [
+        "metrics-endpoint",
+        "prometheus-scrape",
+        "accounting-metrics",
+    ] {
+        assert_eq!(status_of(report, id), Status::Pass, "{id}");
+    }
 }

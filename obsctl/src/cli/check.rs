@@ -90,6 +90,14 @@ pub struct CheckArgs {
     /// Run report of `obsctl load --report`: checks that every request was recorded.
     #[arg(long, value_name = "FILE")]
     pub run_report: Option<PathBuf>,
+    /// Bearer token for a /metrics protected by the service (`Authorization: Bearer TOKEN`).
+    #[arg(
+        long,
+        env = "METRICS_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub metrics_token: Option<String>,
     /// Service name expected in logs (`service`) and traces (`service.name`).
     #[arg(long, default_value = "fastapi-backend", value_name = "NAME")]
     pub service: String,
@@ -175,7 +183,10 @@ async fn context(args: &CheckArgs) -> anyhow::Result<CheckContext> {
     let mut ctx = CheckContext::new(args.service.clone(), args.timeout);
     if let Some(target) = &args.target {
         let base = target.trim_end_matches('/').to_owned();
-        ctx.metrics = Some(MetricsEndpoint::for_target(client.clone(), &base));
+        ctx.metrics = Some(
+            MetricsEndpoint::for_target(client.clone(), &base)
+                .with_token(args.metrics_token.clone()),
+        );
         ctx.target = Some(base);
     }
     ctx.prometheus = args

@@ -73,6 +73,15 @@ pub struct VerifyArgs {
     /// deploy/grafana/dashboards/fastapi-dashboard.json (default: none).
     #[arg(long, value_name = "FILE")]
     pub dashboard: Option<PathBuf>,
+    /// Protect the started service's /metrics with this bearer token (given to it as
+    /// METRICS_TOKEN) and scrape with it; with --target, the token the service requires.
+    #[arg(
+        long,
+        env = "METRICS_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub metrics_token: Option<String>,
     /// Service name expected in logs and traces.
     #[arg(long, default_value = "fastapi-backend", value_name = "NAME")]
     pub service: String,
@@ -174,6 +183,7 @@ fn options(args: &VerifyArgs) -> anyhow::Result<VerifyOptions> {
         service: args.service.clone(),
         timeout: args.timeout,
         startup_timeout: args.startup_timeout,
+        metrics_token: args.metrics_token.clone().filter(|t| !t.is_empty()),
         overrides: Overrides {
             rps: args.rps,
             duration: args.duration,

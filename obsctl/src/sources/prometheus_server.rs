@@ -52,6 +52,8 @@ pub struct ScrapeJob {
     pub target: String,
     /// The metrics path, usually `/metrics`.
     pub metrics_path: String,
+    /// Bearer token the target requires on its metrics path, if any.
+    pub bearer_token: Option<String>,
 }
 
 /// How to start Prometheus.
@@ -189,6 +191,12 @@ pub fn config_yaml(config: &PrometheusServerConfig) -> String {
             yaml_string(&job.metrics_path),
             yaml_string(&job.target),
         ));
+        if let Some(token) = &job.bearer_token {
+            yaml.push_str(&format!(
+                "    authorization:\n      type: Bearer\n      credentials: {}\n",
+                yaml_string(token)
+            ));
+        }
     }
     yaml
 }
@@ -223,12 +231,17 @@ mod tests {
                 job_name: "fastapi-backend".into(),
                 target: "127.0.0.1:8000".into(),
                 metrics_path: "/metrics".into(),
+                bearer_token: Some("s3cret".into()),
             }],
             ready_timeout: Duration::from_secs(1),
         });
         assert!(yaml.contains("scrape_interval: 1000ms"));
         assert!(yaml.contains("scrape_timeout: 1000ms"));
         assert!(yaml.contains("job_name: \"fastapi-backend\""));
+        assert!(
+            yaml.contains("type: Bearer\n      credentials: \"s3cret\""),
+            "{yaml}"
+        );
         assert!(yaml.contains("targets: [\"127.0.0.1:8000\"]"));
     }
 }

@@ -13,6 +13,8 @@ pub const ACCEPT: &str = "text/plain;version=0.0.4;q=1,*/*;q=0.1";
 pub struct MetricsEndpoint {
     client: HttpClient,
     url: String,
+    /// `Authorization: Bearer` token for a protected `/metrics`.
+    token: Option<String>,
 }
 
 impl MetricsEndpoint {
@@ -21,7 +23,14 @@ impl MetricsEndpoint {
         Self {
             client,
             url: url.into(),
+            token: None,
         }
+    }
+
+    /// Sends `Authorization: Bearer <token>` with every scrape.
+    pub fn with_token(mut self, token: Option<String>) -> Self {
+        self.token = token.filter(|t| !t.is_empty());
+        self
     }
 
     /// The `/metrics` endpoint of the service at `base` (e.g. `http://127.0.0.1:8000`).
@@ -37,9 +46,14 @@ impl MetricsEndpoint {
     /// GET the endpoint. Any 2xx answer is `Ok`, whatever its body (see
     /// [`MetricsScrape::parsed`]); other statuses are [`SourceError::Status`].
     pub async fn scrape(&self) -> Result<MetricsScrape, SourceError> {
+        let bearer = self.token.as_ref().map(|token| format!("Bearer {token}"));
+        let headers: Vec<(&str, &str)> = bearer
+            .iter()
+            .map(|b| ("authorization", b.as_str()))
+            .collect();
         let response = self
             .client
-            .get(&self.url, &[], Some(ACCEPT))
+            .get_with_headers(&self.url, &[], Some(ACCEPT), &headers)
             .await?
             .require_success()?;
         let parsed = exposition::parse_bytes(&response.body);

@@ -101,6 +101,9 @@ pub struct VerifyOptions {
     pub timeout: Duration,
     /// Longest wait for the spawned service to accept connections.
     pub startup_timeout: Duration,
+    /// Bearer token of a protected `/metrics`: given to a spawned service as METRICS_TOKEN and
+    /// used for every scrape (obsctl's and Prometheus's).
+    pub metrics_token: Option<String>,
     /// Load overrides (rate, duration).
     pub overrides: Overrides,
     /// Skipped checks fail.
@@ -165,7 +168,12 @@ pub async fn run(
     let (service, base) = match &options.target {
         Target::Spawn(command) => {
             let service = cancellable(
-                Service::start(command, &receiver.endpoint(), options.startup_timeout),
+                Service::start(
+                    command,
+                    &receiver.endpoint(),
+                    options.metrics_token.as_deref(),
+                    options.startup_timeout,
+                ),
                 &interrupt,
             )
             .await??;
@@ -181,7 +189,8 @@ pub async fn run(
     let local_prometheus =
         cancellable(start_prometheus(&options, &base, &mut notes), &interrupt).await??;
 
-    let metrics = MetricsEndpoint::for_target(client.clone(), &base);
+    let metrics = MetricsEndpoint::for_target(client.clone(), &base)
+        .with_token(options.metrics_token.clone());
     // The counter before the run: accounting compares increments, not totals.
     let baseline: Option<Exposition> = metrics.scrape().await.ok().and_then(|s| s.parsed.ok());
     let mut config = LoadConfig::new(
@@ -296,6 +305,7 @@ async fn start_prometheus(
             job_name: "fastapi-backend".to_owned(),
             target: target.to_owned(),
             metrics_path: "/metrics".to_owned(),
+            bearer_token: options.metrics_token.clone(),
         }],
         ready_timeout: Duration::from_secs(20),
     };

@@ -50,10 +50,12 @@ fn shell_quote(word: &str) -> String {
 
 impl Service {
     /// Starts `command` through `sh -c` on a free loopback port, exporting spans to
-    /// `otlp_endpoint`, and waits (at most `timeout`) until it accepts connections.
+    /// `otlp_endpoint` (and protecting /metrics with `metrics_token`, when given), and waits (at
+    /// most `timeout`) until it accepts connections.
     pub async fn start(
         command: &str,
         otlp_endpoint: &str,
+        metrics_token: Option<&str>,
         timeout: Duration,
     ) -> Result<Self, VerifyError> {
         let addr = super::free_loopback_port().map_err(|e| VerifyError::Service(e.to_string()))?;
@@ -64,6 +66,9 @@ impl Service {
             .env("HOST", addr.ip().to_string())
             .env("PORT", addr.port().to_string())
             .env("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_endpoint);
+        if let Some(token) = metrics_token {
+            shell.env("METRICS_TOKEN", token);
+        }
         // Export batches often, so checks wait little; a value the user set wins.
         if std::env::var_os("OTEL_BSP_SCHEDULE_DELAY").is_none() {
             shell.env("OTEL_BSP_SCHEDULE_DELAY", "200");

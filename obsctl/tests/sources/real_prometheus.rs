@@ -44,6 +44,7 @@ fn job(name: &str, target: String) -> ScrapeJob {
         job_name: name.into(),
         target,
         metrics_path: "/metrics".into(),
+        bearer_token: None,
     }
 }
 
