@@ -176,3 +176,51 @@ async fn otel_sdk_disabled_sends_nothing_but_logs_keep_trace_ids() {
     assert_eq!(otlp.export_requests(), 0, "no export call may arrive");
     assert!(otlp.spans().is_empty());
 }
+
+#[tokio::test]
+async fn client_secrets_never_reach_logs_or_span_attributes() {
+    let otlp = receiver().await;
+    let app = spawn_app_with(Options::default().exporting_to(&otlp)).await;
+    app.client
+        .get(app.url("/api/users/1?token=qs-secret"))
+        .header("authorization", "Bearer hdr-secret")
+        .header("cookie", "session=cookie-secret")
+        .header("user-agent", "ua-secret")
+        .header("x-forwarded-for", "xff-secret")
+        .send()
+        .await
+        .unwrap();
+    app.post_json("/api/users", r#"{"name":"Ann","password":"body-secret"}"#)
+        .await;
+    app.post_json("/api/users", r#"{"name": 42, "card":"body-secret-2"}"#)
+        .await;
+    let spans = otlp.wait_for_spans(|s| servers(s).len() >= 3, WAIT).await;
+    assert_eq!(servers(&spans).len(), 3);
+    app.wait_for_request_lines(3).await;
+    let secrets = [
+        "qs-secret",
+        "hdr-secret",
+        "cookie-secret",
+        "ua-secret",
+        "xff-secret",
+        "body-secret",
+    ];
+    for span in &spans {
+        let text = format!("{:?} {:?} {}", span.attributes, span.resource, span.name);
+        for secret in secrets {
+            assert!(
+                !text.contains(secret),
+                "{secret} leaked into span {}: {text}",
+                span.name
+            );
+        }
+    }
+    for line in app.stdout() {
+        for secret in secrets {
+            assert!(
+                !line.contains(secret),
+                "{secret} leaked into the log: {line}"
+            );
+        }
+    }
+}

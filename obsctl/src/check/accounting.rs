@@ -189,6 +189,18 @@ pub async fn logs(ctx: &CheckContext) -> Outcome {
         );
     };
     let expected = answered(run);
+    let dropped = input.buffer.dropped_lines();
+    if dropped > 0 {
+        return Outcome::error(
+            format!(
+                "{} held {} lines; obsctl keeps the newest {}, too few to account for {expected} requests",
+                input.origin,
+                input.buffer.total_lines(),
+                input.buffer.total_lines() - dropped
+            ),
+            "account over a shorter run, or count the run's lines (its trace_id prefix) in the file itself",
+        );
+    }
     let prefix = run.trace_id_prefix.as_str();
     let count_lines = || {
         let lines = input.buffer.lines();
