@@ -16,13 +16,8 @@ connections=${3:-32}
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 2; }
 
 cargo build --release --locked -q -p backend -p obsctl --example otlp_sink
-work=$(mktemp -d)
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 sink_port=$(free_port)
 ./target/release/examples/otlp_sink "127.0.0.1:$sink_port" >"$work/sink.out" 2>&1 &
@@ -94,7 +89,6 @@ for round in $(seq "$rounds"); do
   done
 done
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 m_on=$(echo "${rps[on]}" | median); m_off=$(echo "${rps[off]}" | median); m_down=$(echo "${rps[down]}" | median)
 p_on=$(echo "${p99[on]}" | median); p_off=$(echo "${p99[off]}" | median); p_down=$(echo "${p99[down]}" | median)
 
