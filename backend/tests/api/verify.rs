@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use obsctl::check::context::StackUrls;
 use obsctl::check::model::Status;
 use obsctl::load::Overrides;
 use obsctl::verify::{self, PrometheusMode, Target, VerifyOptions};
@@ -15,10 +16,7 @@ fn options(prometheus: PrometheusMode) -> VerifyOptions {
             env!("CARGO_BIN_EXE_backend")
         )),
         prometheus,
-        loki: None,
-        tempo: None,
-        grafana: None,
-        dashboard: None,
+        stack: StackUrls::default(),
         service: "fastapi-backend".to_owned(),
         timeout: Duration::from_secs(10),
         startup_timeout: Duration::from_secs(15),
@@ -119,7 +117,7 @@ async fn verify_evaluates_every_dashboard_panel_against_the_real_prometheus() {
         return;
     }
     let mut options = options(PrometheusMode::Auto);
-    options.dashboard = Some(
+    options.stack.dashboard = Some(
         concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../deploy/grafana/dashboards/fastapi-dashboard.json"

@@ -2,6 +2,7 @@
 //! deadline for waiting on ingestion lag. Sources are adapters; checks never speak HTTP.
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,7 +11,8 @@ use tokio::time::Instant;
 
 use crate::report::RunReport;
 use crate::sources::exposition::Exposition;
-use crate::sources::http::SourceError;
+use crate::sources::grafana::{Grafana, GrafanaAuth};
+use crate::sources::http::{HttpClient, SourceError};
 use crate::sources::logs::LogBuffer;
 use crate::sources::loki::Loki;
 use crate::sources::otlp::OtlpReceiver;
@@ -31,6 +33,21 @@ pub struct LogInput {
     pub origin: String,
     /// The process's stderr when obsctl spawned it, to diagnose logs written to the wrong stream.
     pub stderr: Option<LogBuffer>,
+}
+
+/// The Grafana stack's stores to check, as the user named them.
+#[derive(Debug, Clone, Default)]
+pub struct StackUrls {
+    /// Loki's base URL.
+    pub loki: Option<String>,
+    /// Tempo's base URL.
+    pub tempo: Option<String>,
+    /// Grafana's base URL.
+    pub grafana: Option<String>,
+    /// How to authenticate to Grafana.
+    pub grafana_auth: GrafanaAuth,
+    /// A dashboard file whose panel queries are evaluated.
+    pub dashboard: Option<PathBuf>,
 }
 
 /// The inputs of one check run.
@@ -97,6 +114,24 @@ impl CheckContext {
             deadline: Instant::now() + wait,
             scrape: OnceCell::new(),
         }
+    }
+
+    /// Adds the stack's stores: Loki, Tempo, Grafana and the dashboard file.
+    pub fn add_stack(&mut self, client: &HttpClient, stack: &StackUrls) {
+        let base = |url: &String| url.trim_end_matches('/').to_owned();
+        self.loki = stack
+            .loki
+            .as_ref()
+            .map(|u| Loki::new(client.clone(), base(u)));
+        self.tempo = stack
+            .tempo
+            .as_ref()
+            .map(|u| Tempo::new(client.clone(), base(u)));
+        self.grafana = stack
+            .grafana
+            .as_ref()
+            .map(|u| Grafana::new(client.clone(), base(u)).with_auth(stack.grafana_auth.clone()));
+        self.dashboard = stack.dashboard.clone();
     }
 
     /// Restarts the ingestion deadline: `wait` from now.

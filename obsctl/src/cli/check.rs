@@ -8,19 +8,16 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 
+use super::common::{ReportArgs, StackArgs, validate_url};
 use super::exit;
 use crate::check::context::{CheckContext, LogInput};
-use crate::check::dashboard::panels::Dashboard;
 use crate::check::render::{self, Format};
 use crate::check::report::CheckReport;
 use crate::report::RunReport;
-use crate::sources::grafana::{Grafana, GrafanaAuth};
 use crate::sources::http::{HttpClient, HttpOptions};
 use crate::sources::logs::{self, LogLimits};
-use crate::sources::loki::Loki;
 use crate::sources::prometheus::Prometheus;
 use crate::sources::target::MetricsEndpoint;
-use crate::sources::tempo::Tempo;
 
 const LONG_HELP: &str = "\
 Each check has a stable id, the checklist item's words, a status and its evidence:
@@ -62,54 +59,18 @@ pub struct CheckArgs {
     /// Prometheus that scrapes the service, e.g. http://localhost:9090.
     #[arg(long, value_name = "URL")]
     pub prometheus: Option<String>,
-    /// Loki that receives the service's logs, e.g. http://localhost:3100.
-    #[arg(long, value_name = "URL")]
-    pub loki: Option<String>,
-    /// Tempo that receives the service's traces, e.g. http://localhost:3200.
-    #[arg(long, value_name = "URL")]
-    pub tempo: Option<String>,
-    /// Grafana of the stack, e.g. http://localhost:3000: its health, its Prometheus, Loki and
-    /// Tempo datasources, and the 8-panel dashboard.
-    #[arg(long, value_name = "URL")]
-    pub grafana: Option<String>,
-    /// Grafana login when anonymous access is off.
-    #[arg(
-        long,
-        env = "GRAFANA_AUTH",
-        hide_env_values = true,
-        value_name = "USER:PASSWORD"
-    )]
-    pub grafana_user: Option<String>,
-    /// Dashboard JSON whose every panel query must return data from --prometheus and --loki,
-    /// e.g. deploy/grafana/dashboards/fastapi-dashboard.json.
-    #[arg(long, value_name = "FILE")]
-    pub dashboard: Option<PathBuf>,
     /// The service's stdout as a file, or - for standard input.
     #[arg(long, value_name = "FILE|-")]
     pub logs: Option<PathBuf>,
     /// Run report of `obsctl load --report`: checks that every request was recorded.
     #[arg(long, value_name = "FILE")]
     pub run_report: Option<PathBuf>,
-    /// Bearer token for a /metrics protected by the service (`Authorization: Bearer TOKEN`).
-    #[arg(
-        long,
-        env = "METRICS_TOKEN",
-        hide_env_values = true,
-        value_name = "TOKEN"
-    )]
-    pub metrics_token: Option<String>,
-    /// Service name expected in logs (`service`) and traces (`service.name`).
-    #[arg(long, default_value = "fastapi-backend", value_name = "NAME")]
-    pub service: String,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
-    /// Write the report to FILE instead of stdout.
-    #[arg(long, short = 'o', value_name = "FILE")]
-    pub output: Option<PathBuf>,
-    /// Skipped checks count as failures.
-    #[arg(long)]
-    pub strict: bool,
+    /// The stack's stores, the service's name and its /metrics token.
+    #[command(flatten)]
+    pub stack: StackArgs,
+    /// How the report is written.
+    #[command(flatten)]
+    pub report: ReportArgs,
     /// Longest wait for ingestion (e.g. 10s, 1m).
     #[arg(long, default_value = "15s", value_parser = humantime::parse_duration, value_name = "D")]
     pub timeout: Duration,
@@ -118,8 +79,8 @@ pub struct CheckArgs {
 /// Runs `obsctl check`.
 pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let ctx = context(&args).await?;
-    let report = crate::check::run(&ctx, args.strict).await;
-    emit(&report, args.format, args.output.as_deref())?;
+    let report = crate::check::run(&ctx, args.report.strict).await;
+    emit(&report, args.report.format, args.report.output.as_deref())?;
     Ok(exit_code(&report))
 }
 
@@ -167,25 +128,19 @@ async fn context(args: &CheckArgs) -> anyhow::Result<CheckContext> {
     for (flag, url) in [
         ("--target", &args.target),
         ("--prometheus", &args.prometheus),
-        ("--loki", &args.loki),
-        ("--tempo", &args.tempo),
-        ("--grafana", &args.grafana),
     ] {
         if let Some(url) = url {
             validate_url(flag, url)?;
         }
     }
-    let grafana_auth = grafana_auth(args)?;
-    if let Some(path) = &args.dashboard {
-        Dashboard::from_file(path).with_context(|| format!("--dashboard {}", path.display()))?;
-    }
+    let stack = args.stack.urls()?;
     let client = HttpClient::new(HttpOptions::default()).context("cannot build the HTTP client")?;
-    let mut ctx = CheckContext::new(args.service.clone(), args.timeout);
+    let mut ctx = CheckContext::new(args.stack.service.clone(), args.timeout);
     if let Some(target) = &args.target {
         let base = target.trim_end_matches('/').to_owned();
         ctx.metrics = Some(
             MetricsEndpoint::for_target(client.clone(), &base)
-                .with_token(args.metrics_token.clone()),
+                .with_token(args.stack.metrics_token()),
         );
         ctx.target = Some(base);
     }
@@ -193,18 +148,7 @@ async fn context(args: &CheckArgs) -> anyhow::Result<CheckContext> {
         .prometheus
         .as_ref()
         .map(|u| Prometheus::new(client.clone(), u.trim_end_matches('/')));
-    ctx.loki = args
-        .loki
-        .as_ref()
-        .map(|u| Loki::new(client.clone(), u.trim_end_matches('/')));
-    ctx.tempo = args
-        .tempo
-        .as_ref()
-        .map(|u| Tempo::new(client.clone(), u.trim_end_matches('/')));
-    ctx.grafana = args.grafana.as_ref().map(|u| {
-        Grafana::new(client.clone(), u.trim_end_matches('/')).with_auth(grafana_auth.clone())
-    });
-    ctx.dashboard = args.dashboard.clone();
+    ctx.add_stack(&client, &stack);
     if let Some(path) = &args.run_report {
         ctx.run = Some(read_run_report(path)?);
     }
@@ -228,25 +172,6 @@ async fn context(args: &CheckArgs) -> anyhow::Result<CheckContext> {
     }
     ctx.restart_deadline(args.timeout);
     Ok(ctx)
-}
-
-/// Grafana credentials from --grafana-user / GRAFANA_AUTH (anonymous when not given).
-fn grafana_auth(args: &CheckArgs) -> anyhow::Result<GrafanaAuth> {
-    match (&args.grafana, &args.grafana_user) {
-        (Some(_), Some(raw)) => GrafanaAuth::basic(raw)
-            .context("--grafana-user (or GRAFANA_AUTH) must be USER:PASSWORD"),
-        _ => Ok(GrafanaAuth::Anonymous),
-    }
-}
-
-fn validate_url(flag: &str, raw: &str) -> anyhow::Result<()> {
-    let url = url::Url::parse(raw)
-        .with_context(|| format!("{flag} {raw:?} is not a URL (e.g. http://localhost:8000)"))?;
-    anyhow::ensure!(
-        matches!(url.scheme(), "http" | "https"),
-        "{flag} {raw:?} must be an http:// or https:// URL"
-    );
-    Ok(())
 }
 
 /// Reads and validates a run report written by `obsctl load --report`.

@@ -3,6 +3,7 @@
 //! its `run`; adding one means a variant in [`Command`] and an arm in [`run`].
 
 pub mod check;
+pub mod common;
 pub mod load;
 pub mod verify;
 

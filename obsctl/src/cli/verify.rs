@@ -10,9 +10,8 @@ use anyhow::Context as _;
 use clap::Args;
 
 use super::check::{emit, exit_code};
+use super::common::{ReportArgs, StackArgs};
 use super::exit;
-use crate::check::dashboard::panels::Dashboard;
-use crate::check::render::Format;
 use crate::load::{Overrides, Rate};
 use crate::verify::{self, PrometheusMode, Target, VerifyOptions, service};
 
@@ -60,46 +59,19 @@ pub struct VerifyArgs {
     /// Prometheus that scrapes the target.
     #[arg(long, default_value = "auto", value_name = "auto|off|URL")]
     pub prometheus: String,
-    /// Loki that receives the service's logs.
-    #[arg(long, value_name = "URL")]
-    pub loki: Option<String>,
-    /// Tempo that receives the service's traces.
-    #[arg(long, value_name = "URL")]
-    pub tempo: Option<String>,
-    /// Grafana of the stack (anonymous access): health, datasources and the 8-panel dashboard.
-    #[arg(long, value_name = "URL")]
-    pub grafana: Option<String>,
-    /// Dashboard JSON whose every panel query must return data, e.g.
-    /// deploy/grafana/dashboards/fastapi-dashboard.json (default: none).
-    #[arg(long, value_name = "FILE")]
-    pub dashboard: Option<PathBuf>,
-    /// Protect the started service's /metrics with this bearer token (given to it as
-    /// METRICS_TOKEN) and scrape with it; with --target, the token the service requires.
-    #[arg(
-        long,
-        env = "METRICS_TOKEN",
-        hide_env_values = true,
-        value_name = "TOKEN"
-    )]
-    pub metrics_token: Option<String>,
-    /// Service name expected in logs and traces.
-    #[arg(long, default_value = "fastapi-backend", value_name = "NAME")]
-    pub service: String,
+    /// The stack's stores, the service's name and its /metrics token (verify gives the token
+    /// to the service it starts, as METRICS_TOKEN, and scrapes with it).
+    #[command(flatten)]
+    pub stack: StackArgs,
     /// Override the scenario's rate (requests per second, or `max`).
     #[arg(long, value_name = "N|max")]
     pub rps: Option<Rate>,
     /// Override the scenario's duration, e.g. 3s.
     #[arg(long, value_parser = humantime::parse_duration, value_name = "D")]
     pub duration: Option<Duration>,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
-    /// Write the report to FILE instead of stdout.
-    #[arg(long, short = 'o', value_name = "FILE")]
-    pub output: Option<PathBuf>,
-    /// Skipped checks count as failures.
-    #[arg(long)]
-    pub strict: bool,
+    /// How the report is written.
+    #[command(flatten)]
+    pub report: ReportArgs,
     /// Longest wait for ingestion after the load ends.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, value_name = "D")]
     pub timeout: Duration,
@@ -143,7 +115,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(exit::INTERRUPTED));
     };
-    emit(report, args.format, args.output.as_deref())?;
+    emit(report, args.report.format, args.report.output.as_deref())?;
     Ok(exit_code(report))
 }
 
@@ -163,33 +135,21 @@ fn options(args: &VerifyArgs) -> anyhow::Result<VerifyOptions> {
         }
         other => anyhow::bail!("--prometheus {other:?}: use auto, off or an http:// URL"),
     };
-    if let Some(url) = &args.grafana {
-        anyhow::ensure!(
-            url.starts_with("http://") || url.starts_with("https://"),
-            "--grafana {url:?} must be an http:// or https:// URL"
-        );
-    }
-    if let Some(path) = &args.dashboard {
-        Dashboard::from_file(path).with_context(|| format!("--dashboard {}", path.display()))?;
-    }
     Ok(VerifyOptions {
         scenario: args.scenario.clone(),
         target,
         prometheus,
-        loki: args.loki.clone(),
-        tempo: args.tempo.clone(),
-        grafana: args.grafana.clone(),
-        dashboard: args.dashboard.clone(),
-        service: args.service.clone(),
+        stack: args.stack.urls()?,
+        service: args.stack.service.clone(),
         timeout: args.timeout,
         startup_timeout: args.startup_timeout,
-        metrics_token: args.metrics_token.clone().filter(|t| !t.is_empty()),
+        metrics_token: args.stack.metrics_token(),
         overrides: Overrides {
             rps: args.rps,
             duration: args.duration,
             ..Overrides::default()
         },
-        strict: args.strict,
+        strict: args.report.strict,
         progress: !args.quiet && std::io::stderr().is_terminal(),
     })
 }

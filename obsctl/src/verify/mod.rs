@@ -11,21 +11,18 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::check::context::{CheckContext, LogInput};
+use crate::check::context::{CheckContext, LogInput, StackUrls};
 use crate::check::report::CheckReport;
 use crate::load::{LoadConfig, Overrides};
 use crate::scenario::Scenario;
 use crate::sources::exposition::Exposition;
-use crate::sources::grafana::Grafana;
 use crate::sources::http::HttpClient;
-use crate::sources::loki::Loki;
 use crate::sources::otlp::OtlpReceiver;
 use crate::sources::prometheus::Prometheus;
 use crate::sources::prometheus_server::{
     self, PrometheusServer, PrometheusServerConfig, ScrapeJob,
 };
 use crate::sources::target::MetricsEndpoint;
-use crate::sources::tempo::Tempo;
 use service::Service;
 
 /// The smoke scenario, built in so that `obsctl verify` works from any directory.
@@ -87,14 +84,9 @@ pub struct VerifyOptions {
     pub target: Target,
     /// Prometheus use.
     pub prometheus: PrometheusMode,
-    /// Loki to check, if any.
-    pub loki: Option<String>,
-    /// Tempo to check, if any.
-    pub tempo: Option<String>,
-    /// Grafana to check, if any (anonymous access).
-    pub grafana: Option<String>,
-    /// Dashboard JSON whose panel queries are evaluated against the Prometheus (and Loki) used.
-    pub dashboard: Option<PathBuf>,
+    /// Loki, Tempo and Grafana to check, and a dashboard file whose panel queries are evaluated
+    /// against the Prometheus (and Loki) used.
+    pub stack: StackUrls,
     /// Service name expected in logs and traces.
     pub service: String,
     /// Longest wait for ingestion once the load ended.
@@ -228,19 +220,7 @@ pub async fn run(
         (None, PrometheusMode::Url(url)) => Some(Prometheus::new(client.clone(), url.clone())),
         _ => None,
     };
-    ctx.loki = options
-        .loki
-        .as_ref()
-        .map(|url| Loki::new(client.clone(), url.clone()));
-    ctx.tempo = options
-        .tempo
-        .as_ref()
-        .map(|url| Tempo::new(client.clone(), url.clone()));
-    ctx.grafana = options
-        .grafana
-        .as_ref()
-        .map(|url| Grafana::new(client.clone(), url.trim_end_matches('/')));
-    ctx.dashboard = options.dashboard.clone();
+    ctx.add_stack(&client, &options.stack);
     if let Some(service) = &service {
         ctx.exclusive = true;
         ctx.otlp = Some(Arc::clone(&receiver));
