@@ -30,6 +30,20 @@ fn options(prometheus: PrometheusMode) -> VerifyOptions {
     }
 }
 
+/// Whether a real Prometheus can be started; a test that needs one says SKIPPED without it,
+/// except under CI, which must have it (.ci/run installs it).
+fn prometheus_installed() -> bool {
+    if obsctl::sources::prometheus_server::find_binary().is_some() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must have prometheus installed (.ci/run installs it)"
+    );
+    eprintln!("SKIPPED: no `prometheus` on the PATH (apt-get install prometheus)");
+    false
+}
+
 fn status_of(report: &obsctl::check::report::CheckReport, id: &str) -> Status {
     report
         .checks
@@ -82,12 +96,7 @@ async fn verify_passes_every_check_of_the_real_backend_without_prometheus() {
 
 #[tokio::test]
 async fn verify_passes_every_check_of_the_real_backend_with_a_real_prometheus() {
-    if obsctl::sources::prometheus_server::find_binary().is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must have prometheus installed (.ci/run installs it)"
-        );
-        eprintln!("SKIPPED: no `prometheus` on the PATH (apt-get install prometheus)");
+    if !prometheus_installed() {
         return;
     }
     let verification = verify::run(options(PrometheusMode::Auto), verify::never())
@@ -108,12 +117,7 @@ async fn verify_passes_every_check_of_the_real_backend_with_a_real_prometheus() 
 
 #[tokio::test]
 async fn verify_evaluates_every_dashboard_panel_against_the_real_prometheus() {
-    if obsctl::sources::prometheus_server::find_binary().is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must have prometheus installed (.ci/run installs it)"
-        );
-        eprintln!("SKIPPED: no `prometheus` on the PATH (apt-get install prometheus)");
+    if !prometheus_installed() {
         return;
     }
     let mut options = options(PrometheusMode::Auto);
@@ -221,12 +225,7 @@ async fn an_interrupt_during_the_load_returns_the_partial_run_and_stops_the_serv
 
 #[tokio::test]
 async fn verify_scrapes_a_token_protected_metrics_endpoint_with_the_token() {
-    if obsctl::sources::prometheus_server::find_binary().is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must have prometheus installed"
-        );
-        eprintln!("SKIPPED: no `prometheus` on the PATH (apt-get install prometheus)");
+    if !prometheus_installed() {
         return;
     }
     let mut options = options(PrometheusMode::Auto);
