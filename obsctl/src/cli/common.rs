@@ -31,7 +31,8 @@ pub struct StackArgs {
     )]
     pub grafana_user: Option<String>,
     /// Dashboard JSON file whose every panel query must return data (Part 7), e.g.
-    /// deploy/grafana/dashboards/fastapi-dashboard.json.
+    /// deploy/grafana/dashboards/fastapi-dashboard.json (verify uses that one, built in, when
+    /// this is not given).
     #[arg(long, value_name = "FILE")]
     pub dashboard: Option<PathBuf>,
     /// Bearer token for a /metrics protected by the service (`Authorization: Bearer TOKEN`).

@@ -23,16 +23,17 @@ directory, free port, 1 s scrape), replays the built-in smoke scenario and runs 
 accounting included. Loki, Tempo and Grafana are checked only when given (--loki, --tempo,
 --grafana).
 
---dashboard deploy/grafana/dashboards/fastapi-dashboard.json evaluates every panel query of
-the Part 7 dashboard against the Prometheus that verify starts (and the Loki given): a panel
-that would show \"No data\" fails the dashboard-panels check.
+Every panel query of the Part 7 dashboard that deploy/ provisions (built in; --dashboard FILE
+for another) is evaluated against the Prometheus in use (and the Loki given): a panel that
+would show \"No data\" fails the dashboard-panels check.
 
 --spawn CMD runs CMD through `sh -c` with HOST, PORT (a free port) and
 OTEL_EXPORTER_OTLP_ENDPOINT in its environment, so any service that honours them can be
 verified, e.g.:
   obsctl verify --spawn 'uvicorn main:app --host $HOST --port $PORT'
 
-Everything started is stopped at the end, on failure and on Ctrl-C.
+Everything started is stopped at the end, on failure and on Ctrl-C (during the load, Ctrl-C
+prints the partial run's summary).
 
 Exit codes:
   0    every check passed (skips fail only with --strict)

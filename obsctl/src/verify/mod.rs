@@ -25,6 +25,24 @@ use crate::sources::prometheus_server::{
 use crate::sources::target::MetricsEndpoint;
 use service::Service;
 
+/// The dashboard that deploy/ provisions in Grafana, built in so that `obsctl verify`
+/// evaluates its panels from any directory.
+pub const BUILTIN_DASHBOARD: &str =
+    include_str!("../../../deploy/grafana/dashboards/fastapi-dashboard.json");
+
+/// The built-in dashboard as a file, for the check that reads one; removed when dropped.
+fn builtin_dashboard_file() -> Result<tempfile::NamedTempFile, VerifyError> {
+    use std::io::Write as _;
+    let mut file = tempfile::Builder::new()
+        .prefix("obsctl-dashboard-")
+        .suffix(".json")
+        .tempfile()
+        .map_err(|e| VerifyError::Config(format!("cannot write the built-in dashboard: {e}")))?;
+    file.write_all(BUILTIN_DASHBOARD.as_bytes())
+        .map_err(|e| VerifyError::Config(format!("cannot write the built-in dashboard: {e}")))?;
+    Ok(file)
+}
+
 /// The smoke scenario, built in so that `obsctl verify` works from any directory.
 pub const BUILTIN_SMOKE: &str = include_str!("../../../scenarios/smoke.toml");
 
@@ -221,6 +239,15 @@ pub async fn run(
         _ => None,
     };
     ctx.add_stack(&client, &options.stack);
+    // Without --dashboard, the provisioned dashboard (built in) is evaluated against the
+    // Prometheus in use: the Part 7 panels are part of the proof.
+    let builtin_dashboard = match (&ctx.dashboard, &ctx.prometheus) {
+        (None, Some(_)) => Some(builtin_dashboard_file()?),
+        _ => None,
+    };
+    if let Some(file) = &builtin_dashboard {
+        ctx.dashboard = Some(file.path().to_path_buf());
+    }
     if let Some(service) = &service {
         ctx.exclusive = true;
         ctx.otlp = Some(Arc::clone(&receiver));
