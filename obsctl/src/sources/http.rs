@@ -267,6 +267,18 @@ impl HttpClient {
         self.get_with_headers(url, query, accept, &[]).await
     }
 
+    /// Asks a readiness endpoint: `Ok(Ok(evidence))` when it answers 2xx, `Ok(Err(evidence))`
+    /// when it answers anything else (starting up, unhealthy), `Err` when it cannot be asked.
+    pub async fn probe(&self, url: &str) -> Result<Result<Evidence, Evidence>, SourceError> {
+        let response = self.get(url, &[], None).await?;
+        let evidence = response.evidence();
+        Ok(if response.is_success() {
+            Ok(evidence)
+        } else {
+            Err(evidence)
+        })
+    }
+
     /// Like [`HttpClient::get`], with extra request `headers` (e.g. `Authorization`, sent marked
     /// sensitive). A header that HTTP cannot carry is [`SourceError::Request`], before sending.
     pub async fn get_with_headers(

@@ -156,15 +156,10 @@ impl Loki {
 
     /// `Ok` when `/ready` answers 200.
     pub async fn ready(&self) -> Result<Evidence, LokiError> {
-        let response = self
-            .client
-            .get(&join(&self.base, "/ready"), &[], None)
-            .await?;
-        if response.is_success() {
-            Ok(response.evidence())
-        } else {
-            Err(LokiError::NotReady(response.evidence()))
-        }
+        self.client
+            .probe(&join(&self.base, "/ready"))
+            .await?
+            .map_err(LokiError::NotReady)
     }
 
     /// Label names known in `window` (Loki's default window when `None`).

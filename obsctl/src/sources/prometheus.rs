@@ -205,15 +205,10 @@ impl Prometheus {
 
     /// `Ok` when `/-/ready` answers 200.
     pub async fn ready(&self) -> Result<Evidence, PrometheusError> {
-        let response = self
-            .client
-            .get(&join(&self.base, "/-/ready"), &[], None)
-            .await?;
-        if response.is_success() {
-            Ok(response.evidence())
-        } else {
-            Err(PrometheusError::NotReady(response.evidence()))
-        }
+        self.client
+            .probe(&join(&self.base, "/-/ready"))
+            .await?
+            .map_err(PrometheusError::NotReady)
     }
 
     /// Evaluate `promql` at `time` (Unix seconds; now when `None`).

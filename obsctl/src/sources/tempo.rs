@@ -130,15 +130,10 @@ impl Tempo {
 
     /// `Ok` when `/ready` answers 200.
     pub async fn ready(&self) -> Result<Evidence, TempoError> {
-        let response = self
-            .client
-            .get(&join(&self.base, "/ready"), &[], None)
-            .await?;
-        if response.is_success() {
-            Ok(response.evidence())
-        } else {
-            Err(TempoError::NotReady(response.evidence()))
-        }
+        self.client
+            .probe(&join(&self.base, "/ready"))
+            .await?
+            .map_err(TempoError::NotReady)
     }
 
     /// Search traces.
