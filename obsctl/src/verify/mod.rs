@@ -215,12 +215,7 @@ pub async fn run(
     // Ctrl-C during the load ends it early: its partial report is what the user gets.
     let run = crate::load::run(config, interrupted(interrupt.clone())).await?;
     if run.interrupted {
-        if let Some(service) = service {
-            service.stop(Duration::from_secs(10)).await;
-        }
-        if let Some(local) = local_prometheus {
-            local.stop(Duration::from_secs(2)).await;
-        }
+        stop_started(service, local_prometheus).await;
         return Ok(Verification {
             report: None,
             run,
@@ -263,17 +258,23 @@ pub async fn run(
     // Dropping the checks on Ctrl-C drops what was started too (killed on drop).
     let report = cancellable(crate::check::run(&ctx, options.strict), &interrupt).await?;
 
-    if let Some(service) = service {
-        service.stop(Duration::from_secs(10)).await;
-    }
-    if let Some(local) = local_prometheus {
-        local.stop(Duration::from_secs(2)).await;
-    }
+    stop_started(service, local_prometheus).await;
     Ok(Verification {
         report: Some(report),
         run,
         notes,
     })
+}
+
+/// Stops what verify started, gracefully: the service with SIGTERM (its spans and logs flushed),
+/// then Prometheus.
+async fn stop_started(service: Option<Service>, prometheus: Option<PrometheusServer>) {
+    if let Some(service) = service {
+        service.stop(Duration::from_secs(10)).await;
+    }
+    if let Some(local) = prometheus {
+        local.stop(Duration::from_secs(2)).await;
+    }
 }
 
 fn scenario(options: &VerifyOptions) -> Result<Scenario, VerifyError> {
