@@ -115,17 +115,22 @@ impl MetricsScrape {
     }
 }
 
-/// Whether a `Content-Type` value names Prometheus text format 0.0.4.
+/// Whether a `Content-Type` value names a text format Prometheus scrapes: the classic text format
+/// (`text/plain`, version 0.0.4 or none; version 1.0.0, which prometheus_client 0.22+ and
+/// Prometheus 3 use, is the same format with escaping rules) or OpenMetrics text.
 pub fn is_prometheus_text(content_type: &str) -> bool {
     let mut parts = content_type.split(';').map(str::trim);
     let media = parts.next().unwrap_or_default();
+    if media.eq_ignore_ascii_case("application/openmetrics-text") {
+        return true;
+    }
     if !media.eq_ignore_ascii_case("text/plain") {
         return false;
     }
     parts
         .filter_map(|p| p.split_once('='))
         .filter(|(k, _)| k.trim().eq_ignore_ascii_case("version"))
-        .all(|(_, v)| v.trim().trim_matches('"') == "0.0.4")
+        .all(|(_, v)| matches!(v.trim().trim_matches('"'), "0.0.4" | "1.0.0"))
 }
 
 #[cfg(test)]
@@ -140,9 +145,13 @@ mod tests {
         assert!(is_prometheus_text("text/plain"));
         assert!(is_prometheus_text("Text/Plain;charset=utf-8"));
         assert!(!is_prometheus_text("application/json"));
-        assert!(!is_prometheus_text("text/plain; version=1.0.0"));
-        assert!(!is_prometheus_text(
-            "application/openmetrics-text; version=1.0.0"
+        // prometheus_client 0.22+ (a real FastAPI app following the spec answers this).
+        assert!(is_prometheus_text(
+            "text/plain; version=1.0.0; charset=utf-8"
+        ));
+        assert!(!is_prometheus_text("text/plain; version=2.0.0"));
+        assert!(is_prometheus_text(
+            "application/openmetrics-text; version=1.0.0; charset=utf-8"
         ));
     }
 }

@@ -388,6 +388,20 @@ async fn prometheus_text_without_a_version_parameter_is_accepted() {
 }
 
 #[tokio::test]
+async fn the_text_format_version_1_0_0_of_prometheus_client_0_22_is_accepted() {
+    // Found by verifying a real FastAPI app built from the spec: prometheus_client 0.22+
+    // answers CONTENT_TYPE_LATEST = `text/plain; version=1.0.0; charset=utf-8`, which
+    // Prometheus scrapes like 0.0.4.
+    let target = FakeServer::metrics(Reply::ok(
+        "text/plain; version=1.0.0; charset=utf-8",
+        contract_body(),
+    ))
+    .await;
+    let report = run_checks(&target_context(&target.url())).await;
+    assert_check(&report, "metrics-endpoint", Status::Pass, &[]);
+}
+
+#[tokio::test]
 async fn a_python_prometheus_client_body_that_follows_the_contract_passes() {
     // A FastAPI service built from the spec, with its /metrics bug fixed: `_created` gauges
     // and the python_* collectors beside the contract's families must not disturb any check.
