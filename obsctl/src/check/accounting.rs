@@ -164,7 +164,12 @@ pub async fn metrics(ctx: &CheckContext) -> Outcome {
         }
         Some(Ok(scrape)) => match &scrape.parsed {
             Ok(parsed) => parsed,
-            Err(_) => return Outcome::error("/metrics does not parse", "see metrics-endpoint"),
+            Err(_) => {
+                return Outcome::fail(
+                    "/metrics does not parse, so nothing can be counted",
+                    "see the metrics-endpoint check",
+                );
+            }
         },
     };
     let Some(before) = ctx.baseline.as_ref() else {

@@ -230,7 +230,7 @@ pub async fn process(ctx: &CheckContext) -> Outcome {
         Err(outcome) => return outcome,
     };
     let Ok(parsed) = &scrape.parsed else {
-        return Outcome::error("/metrics does not parse", "see the metrics-endpoint check");
+        return Outcome::fail("/metrics does not parse", "see the metrics-endpoint check");
     };
     let missing: Vec<&str> = ["process_cpu_seconds_total", "process_resident_memory_bytes"]
         .into_iter()
@@ -280,7 +280,8 @@ async fn contract_family<'a>(
 ) -> Result<&'a MetricFamily, Outcome> {
     let scrape = usable_scrape(ctx).await?;
     let Ok(parsed) = &scrape.parsed else {
-        return Err(Outcome::error(
+        // The service answered, with something that is not metrics: its failure, not a source's.
+        return Err(Outcome::fail(
             "/metrics does not parse",
             "see the metrics-endpoint check",
         ));

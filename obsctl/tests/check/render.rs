@@ -7,10 +7,12 @@ use obsctl::check::render::{json, junit, text};
 use obsctl::check::report::CheckReport;
 use serde_json::Value;
 
-use crate::helpers::{FakeServer, Reply, bounded, log_input, target_context};
+use obsctl::sources::prometheus::Prometheus;
 
-/// A report with passes (logs), a failure whose evidence holds markup (an HTML /metrics page),
-/// errors (the metrics checks that cannot parse it) and skips (every other source).
+use crate::helpers::{FakeServer, Reply, bounded, client, log_input, refused_url, target_context};
+
+/// A report with passes (logs), failures whose evidence holds markup (an HTML /metrics page),
+/// errors (an unreachable Prometheus) and skips (every other source).
 async fn mixed_report(strict: bool) -> CheckReport {
     let page = "<!DOCTYPE html><html><body>Tom & Jerry's \"page\"</body></html>";
     let target = FakeServer::metrics(Reply::ok("text/html", page)).await;
@@ -21,6 +23,7 @@ async fn mixed_report(strict: bool) -> CheckReport {
         "status_code": 200, "duration_ms": 0.8,
     });
     ctx.logs = Some(log_input(&[line.to_string()]));
+    ctx.prometheus = Some(Prometheus::new(client(), refused_url().await));
     let report = bounded(obsctl::check::run(&ctx, strict)).await;
     for status in [Status::Pass, Status::Fail, Status::Error, Status::Skip] {
         assert!(
