@@ -25,18 +25,24 @@ pids+=($!)
 wait_port "$sink_port"
 closed_port=$(free_port)
 
-# run_case NAME -> prints "requests_per_s p99_ms"
-run_case() {
-  local name=$1 port; port=$(free_port)
-  local -a env=(HOST=127.0.0.1 PORT="$port" DATABASE_URL=:memory:)
-  case $name in
+# start_backend NAME PORT: the release backend in configuration NAME (on, down, off) on PORT, in
+# the background ($! is its pid), once it accepts connections.
+start_backend() {
+  local -a env=(HOST=127.0.0.1 PORT="$2" DATABASE_URL=:memory:)
+  case $1 in
     on) env+=(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$sink_port" LOG_LEVEL=info) ;;
     down) env+=(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$closed_port" LOG_LEVEL=info) ;;
     off) env+=(OTEL_SDK_DISABLED=true LOG_LEVEL=off) ;;
   esac
-  env "${env[@]}" ./target/release/backend >"$work/$name.log" 2>&1 &
+  env "${env[@]}" ./target/release/backend >"$work/$1.log" 2>&1 &
+  wait_port "$2"
+}
+
+# run_case NAME -> prints "requests_per_s p99_ms"
+run_case() {
+  local name=$1 port; port=$(free_port)
+  start_backend "$name" "$port"
   local pid=$!
-  wait_port "$port"
   wrk -t1 -c"$connections" -d2s "http://127.0.0.1:$port/api/users/1" >/dev/null   # warm-up
   wrk -t1 -c"$connections" -d"$duration" --latency "http://127.0.0.1:$port/api/users/1" >"$work/wrk.out"
   kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
@@ -50,15 +56,8 @@ run_case() {
 # (obsctl load): the backend's own cost, without the load generator's or the collector's.
 cpu_case() {
   local name=$1 rate=$2 port; port=$(free_port)
-  local -a env=(HOST=127.0.0.1 PORT="$port" DATABASE_URL=:memory:)
-  case $name in
-    on) env+=(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$sink_port" LOG_LEVEL=info) ;;
-    down) env+=(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$closed_port" LOG_LEVEL=info) ;;
-    off) env+=(OTEL_SDK_DISABLED=true LOG_LEVEL=off) ;;
-  esac
-  env "${env[@]}" ./target/release/backend >"$work/$name.log" 2>&1 &
+  start_backend "$name" "$port"
   local pid=$!
-  wait_port "$port"
   printf 'name = "cpu"\n[[stages]]\nduration = "%s"\nrate = %s\n[[requests]]\nname = "get_user"\npath = "/api/users/1"\nexpect = [200]\n' \
     "$duration" "$rate" >"$work/cpu.toml"
   local before after
