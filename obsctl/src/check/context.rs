@@ -147,7 +147,7 @@ impl CheckContext {
             self.scrape
                 .get_or_init(|| async {
                     endpoint.scrape().await.map_err(|e| ScrapeFailure {
-                        message: describe(&e),
+                        message: e.to_string(),
                         answered: matches!(e, SourceError::Status(_)),
                     })
                 })
@@ -181,11 +181,6 @@ impl CheckContext {
             tokio::time::sleep(POLL_INTERVAL).await;
         }
     }
-}
-
-/// A source error as one sentence for a check's detail.
-pub fn describe(error: &SourceError) -> String {
-    error.to_string()
 }
 
 /// The window a run report states, if its timestamps parse.

@@ -64,9 +64,4 @@ impl CheckReport {
         let s = &self.summary;
         s.failed == 0 && s.errors == 0 && (!self.strict || s.skipped == 0)
     }
-
-    /// Whether a check's status makes the run fail, given `strict`.
-    pub fn is_failing(&self, status: Status) -> bool {
-        matches!(status, Status::Fail | Status::Error) || (self.strict && status == Status::Skip)
-    }
 }
