@@ -5,6 +5,7 @@
 
 pub mod logs;
 pub mod metrics;
+pub mod otlp;
 pub mod process;
 pub mod propagation;
 pub mod stdout;

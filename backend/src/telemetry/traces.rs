@@ -1,32 +1,27 @@
 //! The OpenTelemetry tracer provider: OTLP/gRPC through a batch processor, configured by the
-//! standard environment, with export failures counted and logged at a bounded rate.
+//! standard environment, with every span counted from the moment it ends to its export or loss.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use opentelemetry::{Context, Key, Value};
-use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider, Span, SpanData, SpanExporter,
-    SpanProcessor,
+    BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider, Span, SpanData, SpanProcessor,
 };
 use prometheus::{IntCounter, Registry};
+
+use super::otlp::{ConfigError, ExportCounters, OtlpConfig, OtlpExporter};
 
 /// `service.name` when neither `OTEL_SERVICE_NAME` nor `OTEL_RESOURCE_ATTRIBUTES` names one.
 pub const DEFAULT_SERVICE_NAME: &str = "fastapi-backend";
 
-/// At most one export-failure log line per this interval, however many batches fail.
-const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(30);
-
 /// Why tracing could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum TracesError {
-    /// The OTLP exporter rejected its configuration (usually the endpoint).
+    /// The OTLP exporter's environment is invalid.
     #[error("OTLP exporter: {0}")]
-    Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
+    Exporter(#[from] ConfigError),
     /// The export counters could not be registered.
     #[error("trace export metrics: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -71,17 +66,8 @@ pub fn provider(resource: Resource, registry: &Registry) -> Result<SdkTracerProv
     if sdk_disabled() {
         return Ok(builder.build());
     }
-    let mut exporter = opentelemetry_otlp::SpanExporter::builder().with_tonic();
-    if let Some(endpoint) = endpoint_from_env() {
-        exporter = exporter.with_endpoint(endpoint);
-    }
     let stats = ExportStats::register(registry)?;
-    let exporter = CountingExporter {
-        inner: exporter.build()?,
-        stats: stats.clone(),
-        last_failure_log: Arc::new(AtomicU64::new(0)),
-        started: Instant::now(),
-    };
+    let exporter = OtlpExporter::new(&OtlpConfig::from_env()?, stats.counters.clone())?;
     // The batch config reads OTEL_BSP_*; only the queue's default is ours.
     let mut batch = BatchConfigBuilder::default();
     if std::env::var_os("OTEL_BSP_MAX_QUEUE_SIZE").is_none() {
@@ -98,24 +84,6 @@ pub fn provider(resource: Resource, registry: &Registry) -> Result<SdkTracerProv
         .build())
 }
 
-/// The OTLP endpoint from the environment, with `http://` added when the scheme is missing
-/// (the spec's own example sets `localhost:4317`, which tonic would reject).
-fn endpoint_from_env() -> Option<String> {
-    let raw = [
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-    ]
-    .into_iter()
-    .filter_map(|name| std::env::var(name).ok())
-    .map(|value| value.trim().to_owned())
-    .find(|value| !value.is_empty())?;
-    if raw.contains("://") {
-        Some(raw)
-    } else {
-        Some(format!("http://{raw}"))
-    }
-}
-
 /// Spans the batch queue holds at most. The specification's 2048 overflows within a second at
 /// 2,000 requests/s (three spans each) on a busy machine; 32,768 spans (a few tens of MB at
 /// most) ride out seconds of collector trouble. `OTEL_BSP_MAX_QUEUE_SIZE` overrides it.
@@ -126,10 +94,9 @@ const DEFAULT_QUEUE_SIZE: usize = 32_768;
 struct ExportStats {
     /// Sampled spans handed to the batch processor.
     ended: IntCounter,
-    /// Spans the collector accepted.
-    exported: IntCounter,
-    /// Spans lost: refused or unreachable collector, or a full queue (counted at shutdown).
-    dropped: IntCounter,
+    /// Spans exported, and spans lost: refused or unreachable collector, or a full queue
+    /// (counted at shutdown).
+    counters: ExportCounters,
 }
 
 impl ExportStats {
@@ -144,14 +111,16 @@ impl ExportStats {
                 "otel_spans_ended_total",
                 "Sampled spans handed to the batch processor for export",
             )?,
-            exported: counter(
-                "otel_spans_exported_total",
-                "Spans accepted by the OTLP collector",
-            )?,
-            dropped: counter(
-                "otel_spans_dropped_total",
-                "Spans lost: collector unreachable or refusing, or export queue full",
-            )?,
+            counters: ExportCounters {
+                exported: counter(
+                    "otel_spans_exported_total",
+                    "Spans accepted by the OTLP collector",
+                )?,
+                dropped: counter(
+                    "otel_spans_dropped_total",
+                    "Spans lost: collector unreachable or refusing, or export queue full",
+                )?,
+            },
         })
     }
 }
@@ -182,13 +151,11 @@ impl<P: SpanProcessor> SpanProcessor for CountingProcessor<P> {
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
         let result = self.inner.shutdown_with_timeout(timeout);
-        let s = &self.stats;
-        let lost = s
-            .ended
-            .get()
-            .saturating_sub(s.exported.get() + s.dropped.get());
+        let ended = self.stats.ended.get();
+        let ExportCounters { exported, dropped } = &self.stats.counters;
+        let lost = ended.saturating_sub(exported.get() + dropped.get());
         if lost > 0 {
-            s.dropped.inc_by(lost);
+            dropped.inc_by(lost);
             tracing::warn!(
                 target: "backend::telemetry",
                 dropped_spans = lost,
@@ -197,66 +164,6 @@ impl<P: SpanProcessor> SpanProcessor for CountingProcessor<P> {
             );
         }
         result
-    }
-
-    fn set_resource(&mut self, resource: &Resource) {
-        self.inner.set_resource(resource);
-    }
-}
-
-/// Wraps an exporter to count exported and dropped spans on `/metrics` and to log failures at
-/// most once per [`FAILURE_LOG_INTERVAL`].
-#[derive(Debug)]
-struct CountingExporter<E> {
-    inner: E,
-    stats: ExportStats,
-    /// Seconds since `started` of the last failure line, 0 for never: a lock-free rate limit.
-    last_failure_log: Arc<AtomicU64>,
-    started: Instant,
-}
-
-impl<E: SpanExporter> CountingExporter<E> {
-    fn log_failure(&self, spans: usize, error: &dyn std::fmt::Display) {
-        let now = self.started.elapsed().as_secs() + 1;
-        let last = self.last_failure_log.load(Ordering::Relaxed);
-        let due = last == 0 || now >= last + FAILURE_LOG_INTERVAL.as_secs();
-        if due
-            && self
-                .last_failure_log
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            tracing::warn!(
-                target: "backend::telemetry",
-                dropped_spans = spans as u64,
-                dropped_total = self.stats.dropped.get(),
-                error = %error,
-                "Trace export failed; spans dropped (logged at most every 30 s, see otel_spans_dropped_total)"
-            );
-        }
-    }
-}
-
-impl<E: SpanExporter> SpanExporter for CountingExporter<E> {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        let spans = batch.len();
-        let result = self.inner.export(batch).await;
-        match &result {
-            Ok(()) => self.stats.exported.inc_by(spans as u64),
-            Err(error) => {
-                self.stats.dropped.inc_by(spans as u64);
-                self.log_failure(spans, error);
-            }
-        }
-        result
-    }
-
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.inner.shutdown_with_timeout(timeout)
-    }
-
-    fn force_flush(&self) -> OTelSdkResult {
-        self.inner.force_flush()
     }
 
     fn set_resource(&mut self, resource: &Resource) {

@@ -4,6 +4,12 @@
 use std::time::Duration;
 
 use obsctl::sources::otlp::OtlpReceiver;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 
 use crate::helpers::{Options, TestApp, free_port, spawn_app_with};
 
@@ -22,11 +28,102 @@ async fn blackhole() -> (String, tokio::task::JoinHandle<()>) {
 }
 
 async fn dropped_spans(app: &TestApp) -> f64 {
+    span_counter(app, "otel_spans_dropped_total").await
+}
+
+async fn span_counter(app: &TestApp, name: &str) -> f64 {
     let metrics = app.metrics().await;
     metrics
-        .family("otel_spans_dropped_total")
+        .family(name)
         .and_then(|f| f.samples.first())
         .map_or(0.0, |s| s.value)
+}
+
+/// A collector that records the `api-key` header of each export and rejects one span of
+/// every batch through OTLP's partial success.
+#[derive(Default, Clone)]
+struct PickyCollector {
+    seen: std::sync::Arc<std::sync::Mutex<Vec<SeenExport>>>,
+}
+
+/// The `api-key` header of one export call and the number of spans it carried.
+type SeenExport = (Option<String>, usize);
+
+#[tonic::async_trait]
+impl TraceService for PickyCollector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let key = request
+            .metadata()
+            .get("api-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let spans = request
+            .get_ref()
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .map(|s| s.spans.len())
+            .sum();
+        self.seen.lock().unwrap().push((key, spans));
+        Ok(tonic::Response::new(ExportTraceServiceResponse {
+            partial_success: Some(ExportTracePartialSuccess {
+                rejected_spans: 1,
+                error_message: "one span too many".into(),
+            }),
+        }))
+    }
+}
+
+#[tokio::test]
+async fn exports_carry_the_configured_headers_and_partial_rejections_count_as_dropped() {
+    let collector = PickyCollector::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(collector.clone()))
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    let app = spawn_app_with(
+        Options::default()
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+            .env("OTEL_EXPORTER_OTLP_HEADERS", "Api-Key=s%3Dcret")
+            .env("OTEL_BSP_SCHEDULE_DELAY", "50"),
+    )
+    .await;
+    send_within_two_seconds(&app, 1).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while collector.seen.lock().unwrap().is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let seen = collector.seen.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        vec![(Some("s=cret".to_owned()), 3)],
+        "one batch, 3 spans"
+    );
+    // The collector records the call before it answers; the counters move on the answer.
+    while span_counter(&app, "otel_spans_exported_total").await + dropped_spans(&app).await < 3.0
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(span_counter(&app, "otel_spans_exported_total").await, 2.0);
+    assert_eq!(
+        dropped_spans(&app).await,
+        1.0,
+        "the rejected span is a lost span"
+    );
+    let warnings = app
+        .stdout()
+        .iter()
+        .filter(|l| l.contains("Trace export failed") && l.contains("rejected"))
+        .count();
+    assert_eq!(warnings, 1, "the rejection is logged");
+    server.abort();
 }
 
 async fn send_within_two_seconds(app: &TestApp, n: usize) {
