@@ -15,7 +15,7 @@ duration=${2:-10s}
 connections=${3:-32}
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 2; }
 
-cargo build --release --locked -q -p backend -p obsctl --example otlp_sink
+cargo build --release --locked -q -p backend -p obsctl --bins --example otlp_sink
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
 

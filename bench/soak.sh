@@ -15,7 +15,7 @@ duration=${1:-10m}
 rate=${2:-2000}
 fault_duration=${3:-30s}
 
-cargo build --release --locked -q -p backend -p obsctl --example otlp_sink
+cargo build --release --locked -q -p backend -p obsctl --bins --example otlp_sink
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
 rss_mib() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
