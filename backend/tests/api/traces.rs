@@ -224,3 +224,36 @@ async fn client_secrets_never_reach_logs_or_span_attributes() {
         }
     }
 }
+
+#[tokio::test]
+async fn an_invalid_exporter_setting_stops_startup_naming_the_variable() {
+    let cases = [
+        ("OTEL_EXPORTER_OTLP_HEADERS", "api-key"),
+        ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "10s"),
+        ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+    ];
+    for (variable, value) in cases {
+        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_backend"))
+            .env_clear()
+            .env("HOST", "127.0.0.1")
+            .env("PORT", "0")
+            .env("DATABASE_URL", ":memory:")
+            .env(variable, value)
+            .kill_on_drop(true)
+            .output();
+        let output = tokio::time::timeout(WAIT, output)
+            .await
+            .expect("a refused configuration exits at once")
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{variable}={value}: {stderr}"
+        );
+        assert!(
+            stderr.contains(variable),
+            "{variable}={value}: the error names the variable: {stderr}"
+        );
+    }
+}

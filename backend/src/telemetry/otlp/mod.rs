@@ -46,13 +46,17 @@ pub enum ConfigError {
         /// What tonic said.
         reason: String,
     },
-    /// A headers variable holds an entry that is not `key=value` with a valid gRPC key.
-    #[error("{variable}: entry {entry:?} is not key=value with a valid header name and value")]
+    /// A headers variable holds an entry that is not `key=value` with a valid gRPC key. The
+    /// entry is named by position, never shown: header values are often credentials.
+    #[error(
+        "{variable}: entry {position} is not key=value with a valid header name and value \
+         (values are not shown: they are often secrets)"
+    )]
     Header {
         /// The variable it came from.
         variable: &'static str,
-        /// The offending entry.
-        entry: String,
+        /// The entry's position in the list, from 1.
+        position: usize,
     },
     /// A timeout variable is not a whole number of milliseconds.
     #[error("{variable}={value:?} is not a whole number of milliseconds")]
@@ -150,24 +154,25 @@ impl OtlpConfig {
 /// `key1=value1,key2=value2`, values percent-decoded (the W3C baggage form the OTLP
 /// exporter specification uses). Keys must make valid gRPC metadata.
 fn parse_headers(variable: &'static str, raw: &str) -> Result<Vec<(String, String)>, ConfigError> {
-    let invalid = |entry: &str| ConfigError::Header {
-        variable,
-        entry: entry.to_owned(),
-    };
     raw.split(',')
         .map(str::trim)
         .filter(|entry| !entry.is_empty())
-        .map(|entry| {
-            let (key, value) = entry.split_once('=').ok_or_else(|| invalid(entry))?;
+        .enumerate()
+        .map(|(index, entry)| {
+            let invalid = || ConfigError::Header {
+                variable,
+                position: index + 1,
+            };
+            let (key, value) = entry.split_once('=').ok_or_else(invalid)?;
             let key = key.trim().to_ascii_lowercase();
-            let value = percent_decode(value.trim()).ok_or_else(|| invalid(entry))?;
+            let value = percent_decode(value.trim()).ok_or_else(invalid)?;
             let valid = MetadataKey::<tonic::metadata::Ascii>::from_bytes(key.as_bytes()).is_ok()
                 && !key.ends_with("-bin")
                 && MetadataValue::<tonic::metadata::Ascii>::try_from(value.as_str()).is_ok();
             if valid {
                 Ok((key, value))
             } else {
-                Err(invalid(entry))
+                Err(invalid())
             }
         })
         .collect()
@@ -430,10 +435,18 @@ mod tests {
         for bad in ["novalue", "bad key=x", "k=%zz", "k=line\nbreak", "k-bin=x"] {
             let error = self::config(&[("OTEL_EXPORTER_OTLP_HEADERS", bad)]).unwrap_err();
             assert!(
-                matches!(error, ConfigError::Header { .. }),
+                matches!(error, ConfigError::Header { position: 1, .. }),
                 "{bad}: {error}"
             );
         }
+        let error = self::config(&[("OTEL_EXPORTER_OTLP_HEADERS", "a=1,token s3cret-value")])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("entry 2"), "{error}");
+        assert!(
+            !error.contains("s3cret"),
+            "a credential must not be echoed: {error}"
+        );
     }
 
     #[test]
