@@ -46,6 +46,15 @@ pub enum ConfigError {
         /// What tonic said.
         reason: String,
     },
+    /// The endpoint asks for TLS, which this build does not include: every export would fail.
+    #[error(
+        "OTLP endpoint {endpoint:?} uses https, but this build speaks plain-text gRPC only: \
+         point it at a collector's http:// endpoint (e.g. a local OpenTelemetry Collector)"
+    )]
+    Tls {
+        /// The endpoint as configured.
+        endpoint: String,
+    },
     /// A headers variable holds an entry that is not `key=value` with a valid gRPC key. The
     /// entry is named by position, never shown: header values are often credentials.
     #[error(
@@ -115,6 +124,12 @@ impl OtlpConfig {
             Some((_, raw)) => format!("http://{raw}"),
             None => DEFAULT_ENDPOINT.to_owned(),
         };
+        if endpoint
+            .get(..8)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
+        {
+            return Err(ConfigError::Tls { endpoint });
+        }
         let headers = match get(
             "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
             "OTEL_EXPORTER_OTLP_HEADERS",
@@ -414,8 +429,8 @@ mod tests {
         .unwrap();
         assert_eq!(config.endpoint, "http://tempo:4317");
         assert_eq!(config.timeout, Duration::from_millis(500));
-        let generic = self::config(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "https://c:4317")]).unwrap();
-        assert_eq!(generic.endpoint, "https://c:4317");
+        let generic = self::config(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317")]).unwrap();
+        assert_eq!(generic.endpoint, "http://c:4317");
     }
 
     #[test]
@@ -447,6 +462,17 @@ mod tests {
             !error.contains("s3cret"),
             "a credential must not be echoed: {error}"
         );
+    }
+
+    #[test]
+    fn an_https_endpoint_is_refused_up_front_rather_than_failing_every_export() {
+        for endpoint in ["https://otlp.example.com:443", "HTTPS://c:4317"] {
+            let error = config(&[("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)]).unwrap_err();
+            assert!(
+                matches!(error, ConfigError::Tls { .. }),
+                "{endpoint}: {error}"
+            );
+        }
     }
 
     #[test]
