@@ -200,8 +200,11 @@ fn percent_decode(text: &str) -> Option<String> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
+            let hex = bytes.get(i + 1..i + 3)?;
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
+            out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
             i += 3;
         } else {
             out.push(bytes[i]);
@@ -447,7 +450,15 @@ mod tests {
                 ("x-tenant".to_owned(), "team a".to_owned()),
             ]
         );
-        for bad in ["novalue", "bad key=x", "k=%zz", "k=line\nbreak", "k-bin=x"] {
+        for bad in [
+            "novalue",
+            "bad key=x",
+            "k=%zz",
+            "k=%+f",
+            "k=%4",
+            "k=line\nbreak",
+            "k-bin=x",
+        ] {
             let error = self::config(&[("OTEL_EXPORTER_OTLP_HEADERS", bad)]).unwrap_err();
             assert!(
                 matches!(error, ConfigError::Header { position: 1, .. }),
