@@ -194,8 +194,9 @@ pub async fn logs(ctx: &CheckContext) -> Outcome {
         );
     };
     let expected = answered(run);
+    let prefix = run.trace_id_prefix.as_str();
     let dropped = input.buffer.dropped_lines();
-    if dropped > 0 {
+    if dropped > 0 && input.buffer.run_request_lines(prefix).is_none() {
         return Outcome::error(
             format!(
                 "{} held {} lines; obsctl keeps the newest {}, too few to account for {expected} requests",
@@ -206,8 +207,13 @@ pub async fn logs(ctx: &CheckContext) -> Outcome {
             "account over a shorter run, or count the run's lines (its trace_id prefix) in the file itself",
         );
     }
-    let prefix = run.trace_id_prefix.as_str();
     let count_lines = || {
+        // Past the line cap, only the run's lines counted as they arrived are complete.
+        if input.buffer.dropped_lines() > 0
+            && let Some(observed) = input.buffer.run_request_lines(prefix)
+        {
+            return (true, observed);
+        }
         let lines = input.buffer.lines();
         let tagged = lines.iter().any(|l| l.str_field("trace_id").is_some());
         let mut observed: BTreeMap<Key, u64> = BTreeMap::new();
@@ -242,7 +248,16 @@ pub async fn logs(ctx: &CheckContext) -> Outcome {
         .unwrap_or_else(count_lines);
     let tally = tally(run, observed);
     let outcome = judge(&tally, "request log line", !tagged, ctx.exclusive && tagged);
-    if tagged {
+    let dropped = input.buffer.dropped_lines();
+    if tagged && dropped > 0 {
+        outcome.evidence(format!(
+            "lines attributed to the run by trace_id prefix {prefix}, counted while {} was read \
+             ({} lines, more than the {} kept)",
+            input.origin,
+            input.buffer.total_lines(),
+            input.buffer.total_lines() - dropped
+        ))
+    } else if tagged {
         outcome.evidence(format!(
             "lines attributed to the run by trace_id prefix {prefix}"
         ))

@@ -59,7 +59,9 @@ pub struct CheckArgs {
     /// Prometheus that scrapes the service, e.g. http://localhost:9090.
     #[arg(long, value_name = "URL")]
     pub prometheus: Option<String>,
-    /// The service's stdout as a file, or - for standard input.
+    /// The service's stdout as a file, or - for standard input. The log checks look at the
+    /// newest 200,000 lines; with --run-report, the run's request lines are counted over the
+    /// whole input, however long.
     #[arg(long, value_name = "FILE|-")]
     pub logs: Option<PathBuf>,
     /// Run report of `obsctl load --report`: checks that every request was recorded.
@@ -153,13 +155,16 @@ async fn context(args: &CheckArgs) -> anyhow::Result<CheckContext> {
         ctx.run = Some(read_run_report(path)?);
     }
     if let Some(path) = &args.logs {
+        // The run's own request lines are counted as they are read, so that accounting holds
+        // for logs longer than the lines kept.
+        let limits = LogLimits {
+            count_run: ctx.run.as_ref().map(|run| run.trace_id_prefix.clone()),
+            ..LogLimits::default()
+        };
         let (buffer, origin) = if path.as_os_str() == "-" {
-            (
-                logs::read_stdin(LogLimits::default()).await?,
-                "stdin".to_owned(),
-            )
+            (logs::read_stdin(limits).await?, "stdin".to_owned())
         } else {
-            let buffer = logs::read_file(path, LogLimits::default())
+            let buffer = logs::read_file(path, limits)
                 .await
                 .with_context(|| format!("--logs {}", path.display()))?;
             (buffer, path.display().to_string())

@@ -13,12 +13,12 @@ use tokio::net::TcpStream;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The TCP connection could not be opened.
-    #[error("cannot connect to {addr}: {source}")]
+    #[error("cannot connect to {addr}: {error}")]
     Connect {
         /// The address tried.
         addr: SocketAddr,
         /// The socket error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The HTTP exchange failed (connection reset, malformed response, ...).
     #[error("HTTP error: {0}")]
@@ -55,7 +55,7 @@ impl Connection {
     pub async fn open(addr: SocketAddr) -> Result<Self, ClientError> {
         let stream = TcpStream::connect(addr)
             .await
-            .map_err(|source| ClientError::Connect { addr, source })?;
+            .map_err(|error| ClientError::Connect { addr, error })?;
         // Small requests must not wait for Nagle's algorithm.
         let _ = stream.set_nodelay(true);
         let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;

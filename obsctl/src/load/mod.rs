@@ -68,14 +68,14 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(200);
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// The target's host name did not resolve.
-    #[error("cannot resolve {host}:{port}: {source}")]
+    #[error("cannot resolve {host}:{port}: {error}")]
     Resolve {
         /// The host.
         host: String,
         /// The port.
         port: u16,
         /// The resolver's error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The dispatcher thread or the collector task failed.
     #[error("an internal task failed: {0}")]
@@ -127,10 +127,10 @@ pub async fn run(
 
 async fn resolve(config: &LoadConfig) -> Result<SocketAddr, LoadError> {
     let (host, port) = (config.target.host(), config.target.port());
-    let error = |source| LoadError::Resolve {
+    let error = |error| LoadError::Resolve {
         host: host.to_owned(),
         port,
-        source,
+        error,
     };
     let mut addrs = tokio::net::lookup_host((host, port)).await.map_err(error)?;
     addrs.next().ok_or_else(|| {

@@ -8,12 +8,12 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
     /// The file could not be read at all.
-    #[error("cannot read scenario {}: {source}", path.display())]
+    #[error("cannot read scenario {}: {error}", path.display())]
     Read {
         /// The file that was asked for.
         path: PathBuf,
         /// The underlying I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file is not valid TOML, or does not have the scenario's shape (unknown field, wrong
     /// type, missing field), or a value failed validation.

@@ -3,7 +3,7 @@
 //! one, so a check can point at the exact line. Memory is bounded: the buffer keeps the newest
 //! lines up to a cap (counting what it dropped) and truncates overlong lines.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -23,12 +23,12 @@ pub const DEFAULT_MAX_LINE_BYTES: usize = 64 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
     /// The log file could not be opened.
-    #[error("cannot open log file {path}: {source}")]
+    #[error("cannot open log file {path}: {error}")]
     Open {
         /// The file.
         path: PathBuf,
         /// The OS error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Reading failed part-way (the lines read before are kept in the buffer).
     #[error("reading {origin} failed after {lines} lines: {detail}")]
@@ -106,7 +106,20 @@ impl LogLine {
     pub fn str_field(&self, key: &str) -> Option<&str> {
         self.field(key)?.as_str()
     }
+
+    /// `(method, endpoint, status_code)` of a request line, when the line has all three.
+    pub fn request_key(&self) -> Option<RequestKey> {
+        let status = self.field("status_code")?.as_u64()?;
+        Some((
+            self.str_field("method")?.to_owned(),
+            self.str_field("endpoint")?.to_owned(),
+            u16::try_from(status).ok()?,
+        ))
+    }
 }
+
+/// What a request line names: method, raw path (`endpoint`) and status code.
+pub type RequestKey = (String, String, u16);
 
 fn parse_object(text: &str) -> Result<Map<String, Value>, LineIssue> {
     if text.trim().is_empty() {
@@ -135,12 +148,16 @@ fn json_kind(value: &Value) -> &'static str {
 }
 
 /// Limits of a [`LogBuffer`].
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct LogLimits {
     /// Lines kept; older lines are dropped (and counted) beyond this.
     pub max_lines: usize,
     /// Bytes kept of one line.
     pub max_line_bytes: usize,
+    /// The trace-id prefix of a load run whose request lines are counted as they arrive, so
+    /// that they can be accounted for however many lines the cap drops
+    /// ([`LogBuffer::run_request_lines`]).
+    pub count_run: Option<String>,
 }
 
 impl Default for LogLimits {
@@ -148,6 +165,7 @@ impl Default for LogLimits {
         Self {
             max_lines: DEFAULT_MAX_LINES,
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            count_run: None,
         }
     }
 }
@@ -157,6 +175,10 @@ struct Inner {
     lines: VecDeque<LogLine>,
     total: u64,
     dropped: u64,
+    /// Request lines of the `count_run` run, per key, kept or dropped.
+    run_requests: BTreeMap<RequestKey, u64>,
+    /// Whether any line carried a `trace_id`: without them no line can be tied to a run.
+    saw_trace_ids: bool,
     /// Set when the reader reached the end (or failed).
     finished: bool,
     error: Option<String>,
@@ -203,6 +225,16 @@ impl LogBuffer {
             let mut inner = self.lock();
             inner.total += 1;
             let line = make(inner.total);
+            if let Some(prefix) = &self.limits.count_run
+                && let Some(trace_id) = line.str_field("trace_id")
+            {
+                inner.saw_trace_ids = true;
+                if trace_id.starts_with(prefix.as_str())
+                    && let Some(key) = line.request_key()
+                {
+                    *inner.run_requests.entry(key).or_default() += 1;
+                }
+            }
             inner.lines.push_back(line);
             while inner.lines.len() > self.limits.max_lines {
                 inner.lines.pop_front();
@@ -220,6 +252,17 @@ impl LogBuffer {
     /// Lines seen in total (kept and dropped).
     pub fn total_lines(&self) -> u64 {
         self.lock().total
+    }
+
+    /// The request lines of the run whose trace ids start with `prefix`, counted as they
+    /// arrived (kept or dropped since): `None` unless the buffer was told to count that run
+    /// ([`LogLimits::count_run`]) and saw lines with trace ids.
+    pub fn run_request_lines(&self, prefix: &str) -> Option<BTreeMap<RequestKey, u64>> {
+        if self.limits.count_run.as_deref() != Some(prefix) {
+            return None;
+        }
+        let inner = self.lock();
+        inner.saw_trace_ids.then(|| inner.run_requests.clone())
     }
 
     /// Lines dropped because the cap was reached.
@@ -369,9 +412,9 @@ async fn read_line_bounded<R: AsyncBufReadExt + Unpin>(
 pub async fn read_file(path: &Path, limits: LogLimits) -> Result<LogBuffer, LogError> {
     let file = tokio::fs::File::open(path)
         .await
-        .map_err(|source| LogError::Open {
+        .map_err(|error| LogError::Open {
             path: path.to_owned(),
-            source,
+            error,
         })?;
     let buffer = LogBuffer::new(limits);
     read_into(file, &buffer, &path.display().to_string()).await?;

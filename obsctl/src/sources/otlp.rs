@@ -32,12 +32,12 @@ const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum OtlpError {
     /// The listen address could not be bound (in use, not local, no permission).
-    #[error("cannot listen for OTLP/gRPC on {addr}: {source}")]
+    #[error("cannot listen for OTLP/gRPC on {addr}: {error}")]
     Bind {
         /// The address asked for.
         addr: SocketAddr,
         /// The OS error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -142,7 +142,7 @@ impl OtlpReceiver {
 
     /// Start a receiver on `bind` with `options`.
     pub async fn start_with(bind: SocketAddr, options: OtlpOptions) -> Result<Self, OtlpError> {
-        let bind_err = |source| OtlpError::Bind { addr: bind, source };
+        let bind_err = |error| OtlpError::Bind { addr: bind, error };
         let listener = TcpListener::bind(bind).await.map_err(bind_err)?;
         let local_addr = listener.local_addr().map_err(bind_err)?;
         let store = Arc::new(Store {

@@ -18,12 +18,12 @@ pub enum PrometheusServerError {
     #[error("cannot prepare Prometheus's working directory: {0}")]
     Setup(std::io::Error),
     /// The binary could not be executed.
-    #[error("cannot run {binary}: {source}")]
+    #[error("cannot run {binary}: {error}")]
     Spawn {
         /// The binary.
         binary: PathBuf,
         /// The OS error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The process exited before becoming ready.
     #[error("Prometheus exited during startup ({status}); its output:\n{log}")]
@@ -172,9 +172,9 @@ fn spawn(
         .stderr(log_err)
         .kill_on_drop(true)
         .spawn()
-        .map_err(|source| PrometheusServerError::Spawn {
+        .map_err(|error| PrometheusServerError::Spawn {
             binary: config.binary.clone(),
-            source,
+            error,
         })
 }
 

@@ -4,10 +4,11 @@
 
 use std::time::Duration;
 
-use obsctl::check::context::CheckContext;
+use obsctl::check::context::{CheckContext, LogInput};
 use obsctl::check::model::Status;
 use obsctl::report::RunReport;
 use obsctl::sources::exposition::{self, Exposition};
+use obsctl::sources::logs::{LogBuffer, LogLimits};
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -317,6 +318,84 @@ async fn log_lines_missing_for_the_runs_traces_fail() {
             "2 of 11 answered requests have no request log line",
             "GET /api/users/999 404: sent 2, seen 0",
         ],
+    );
+}
+
+/// A log input that keeps only `max_lines` lines of `lines`, counting the run's request lines
+/// as they arrive when `count_run` is set (as `obsctl check --run-report --logs` does).
+fn capped_log_input(lines: &[String], max_lines: usize, count_run: bool) -> LogInput {
+    let buffer = LogBuffer::new(LogLimits {
+        max_lines,
+        count_run: count_run.then(|| RUN_ID.to_owned()),
+        ..LogLimits::default()
+    });
+    for line in lines {
+        buffer.push(line.clone());
+    }
+    LogInput {
+        buffer,
+        origin: "app.log".to_owned(),
+        stderr: None,
+    }
+}
+
+/// Another client's request lines, around the run's.
+fn other_traffic(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|_| log_line("GET", "/health", 200, "4bf92f3577b34da6a3ce929d0e0e4736"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_log_longer_than_the_lines_kept_is_accounted_for_as_it_is_read() {
+    let complete = [
+        other_traffic(40),
+        run_log_lines(SENT, |_, _| false),
+        other_traffic(40),
+    ]
+    .concat();
+    let mut ctx = context();
+    ctx.run = Some(run_report(SENT));
+    ctx.logs = Some(capped_log_input(&complete, 5, true));
+    let report = run_checks(&ctx).await;
+    assert_check(
+        &report,
+        "accounting-logs",
+        Status::Pass,
+        &[
+            "every one of 11 answered requests",
+            "91 lines, more than the 5 kept",
+        ],
+    );
+
+    // The count is real: the run's 404 lines missing past the cap are still found missing.
+    let incomplete = [
+        other_traffic(40),
+        run_log_lines(SENT, |_, status| status == 404),
+    ]
+    .concat();
+    ctx.logs = Some(capped_log_input(&incomplete, 5, true));
+    let report = run_checks(&ctx).await;
+    assert_check(
+        &report,
+        "accounting-logs",
+        Status::Fail,
+        &["2 of 11 answered requests have no request log line"],
+    );
+}
+
+#[tokio::test]
+async fn past_the_lines_kept_without_the_runs_count_accounting_is_an_error_not_a_verdict() {
+    let lines = [other_traffic(40), run_log_lines(SENT, |_, _| false)].concat();
+    let mut ctx = context();
+    ctx.run = Some(run_report(SENT));
+    ctx.logs = Some(capped_log_input(&lines, 5, false));
+    let report = run_checks(&ctx).await;
+    assert_check(
+        &report,
+        "accounting-logs",
+        Status::Error,
+        &["obsctl keeps the newest 5"],
     );
 }
 

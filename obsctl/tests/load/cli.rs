@@ -133,6 +133,9 @@ async fn bad_usage_exits_2() {
     }
     let https = obsctl(dir.path(), cases[0]).await;
     assert!(text(&https.stderr).contains("https targets are not supported yet"));
+    // The OS's reason is said once, not once per layer of the error chain.
+    let missing = text(&obsctl(dir.path(), cases[cases.len() - 1]).await.stderr);
+    assert_eq!(missing.matches("os error").count(), 1, "{missing}");
     let no_target = obsctl(dir.path(), cases[1]).await;
     assert!(text(&no_target.stderr).contains("--target"));
 }

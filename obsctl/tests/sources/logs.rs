@@ -22,6 +22,7 @@ fn limits(max_lines: usize, max_line_bytes: usize) -> LogLimits {
     LogLimits {
         max_lines,
         max_line_bytes,
+        count_run: None,
     }
 }
 
