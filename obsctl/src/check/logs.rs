@@ -138,8 +138,9 @@ pub async fn request_fields(ctx: &CheckContext) -> Outcome {
             problems.len(),
             requests.len()
         ),
-        "each request line needs timestamp (RFC 3339), level, service, endpoint, method, \
-         status_code (a number) and duration_ms (a number)",
+        "each request line needs timestamp (RFC 3339, UTC), level (by status: 5xx ERROR, 4xx \
+         WARNING, else INFO), service, endpoint, method, status_code (a number), duration_ms (a \
+         number), and trace_id / span_id as the request span's lowercase hex ids",
     )
     .evidence(
         problems
@@ -158,7 +159,8 @@ pub fn is_request_line(line: &LogLine) -> bool {
         .any(|k| line.field(k).is_some())
 }
 
-/// Everything wrong with one request line.
+/// Everything wrong with one request line: the Part 6 keys and their types, the level its
+/// status calls for, and the correlation ids when the line carries them.
 pub fn field_problems(line: &LogLine, service: &str) -> Vec<String> {
     let mut problems = Vec::new();
     for key in REQUEST_KEYS {
@@ -170,14 +172,65 @@ pub fn field_problems(line: &LogLine, service: &str) -> Vec<String> {
             problems.push(problem);
         }
     }
+    if let (Some(status), Some(level)) = (
+        line.field("status_code").and_then(Value::as_u64),
+        line.str_field("level"),
+    ) {
+        let expected = match status {
+            500.. => "ERROR",
+            400..=499 => "WARNING",
+            _ => "INFO",
+        };
+        if LEVELS.contains(&level) && level != expected {
+            problems.push(format!(
+                "status {status} logged at {level} (5xx is ERROR, 4xx WARNING, else INFO)"
+            ));
+        }
+    }
+    for (key, digits) in [("trace_id", 32), ("span_id", 16)] {
+        if let Some(value) = line.field(key)
+            && let Some(problem) = id_problem(key, value, digits)
+        {
+            problems.push(problem);
+        }
+    }
     problems
+}
+
+/// A `trace_id` / `span_id` must be the span's id as lowercase hex; all zeros is the invalid
+/// id a logger writes when no span is active (logging after the span ended, say).
+fn id_problem(key: &str, value: &Value, digits: usize) -> Option<String> {
+    let Some(id) = value.as_str() else {
+        return Some(format!(
+            "{key} {value} is not a string of {digits} hex digits"
+        ));
+    };
+    let hex = id.len() == digits
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if !hex {
+        Some(format!(
+            "{key} {value} is not {digits} lowercase hex digits"
+        ))
+    } else if id.bytes().all(|b| b == b'0') {
+        Some(format!(
+            "{key} is all zeros: no span was active when the line was written"
+        ))
+    } else {
+        None
+    }
 }
 
 fn type_problem(key: &str, value: &Value, service: &str) -> Option<String> {
     match key {
-        "timestamp" => match value.as_str() {
-            Some(ts) if OffsetDateTime::parse(ts, &Rfc3339).is_ok() => None,
-            _ => Some(format!("timestamp {value} is not RFC 3339")),
+        "timestamp" => match value
+            .as_str()
+            .and_then(|ts| OffsetDateTime::parse(ts, &Rfc3339).ok())
+        {
+            Some(ts) if ts.offset().is_utc() => None,
+            Some(_) => Some(format!("timestamp {value} is not in UTC")),
+            None => Some(format!("timestamp {value} is not RFC 3339")),
         },
         "level" => match value.as_str() {
             Some(level) if LEVELS.contains(&level) => None,

@@ -236,3 +236,76 @@ async fn a_python_asctime_timestamp_fails_as_not_rfc3339() {
         &["timestamp \"2026-11-25 09:30:00,123\" is not RFC 3339"],
     );
 }
+
+#[tokio::test]
+async fn a_4xx_or_5xx_logged_at_info_fails_naming_the_status() {
+    // A logger that writes every request at INFO: alerting on ERROR lines never fires.
+    let line = |status| {
+        with(
+            request_line("GET", "/api/users/1", status),
+            "level",
+            Some(json!("INFO")),
+        )
+    };
+    let report = check_lines(&[line(200), line(404), line(500)]).await;
+    assert_check(
+        &report,
+        "logs-fields",
+        Status::Fail,
+        &[
+            "2 problems in 3 request lines",
+            "line 2: status 404 logged at INFO",
+            "line 3: status 500 logged at INFO",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn correlation_ids_that_lead_to_no_span_fail() {
+    // Logged after the span ended (OpenTelemetry's invalid all-zero ids), as an integer, in
+    // upper case, truncated.
+    let base = || request_line("GET", "/api/users/1", 200);
+    let report = check_lines(&[
+        with(base(), "trace_id", Some(json!("0".repeat(32)))),
+        with(base(), "trace_id", Some(json!(12345))),
+        with(base(), "span_id", Some(json!("00F067AA0BA902B7"))),
+        with(base(), "span_id", Some(json!("00f067aa"))),
+    ])
+    .await;
+    assert_check(
+        &report,
+        "logs-fields",
+        Status::Fail,
+        &[
+            "4 problems in 4 request lines",
+            "line 1: trace_id is all zeros",
+            "line 2: trace_id 12345 is not a string",
+            "line 3: span_id \"00F067AA0BA902B7\" is not 16 lowercase hex digits",
+            "line 4: span_id \"00f067aa\" is not 16 lowercase hex digits",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn a_local_time_timestamp_fails_but_any_utc_spelling_passes() {
+    let at = |ts: &str| {
+        with(
+            request_line("GET", "/api/users/1", 200),
+            "timestamp",
+            Some(json!(ts)),
+        )
+    };
+    let report = check_lines(&[at("2026-11-25T10:30:00.123+01:00")]).await;
+    assert_check(
+        &report,
+        "logs-fields",
+        Status::Fail,
+        &["line 1: timestamp \"2026-11-25T10:30:00.123+01:00\" is not in UTC"],
+    );
+    let report = check_lines(&[
+        at("2026-11-25T09:30:00.123Z"),
+        at("2026-11-25T09:30:00.123456+00:00"),
+    ])
+    .await;
+    assert_check(&report, "logs-fields", Status::Pass, &["2 request lines"]);
+}
