@@ -3,6 +3,7 @@
 
 pub mod accounting;
 pub mod context;
+pub mod correlation;
 pub mod dashboard;
 pub mod logs;
 pub mod metrics;
@@ -100,6 +101,11 @@ pub const CATALOG: &[CheckSpec] = &[
         Signal::Traces,
     ),
     spec(
+        "logs-trace-correlation",
+        "Request log lines carry their request's trace_id and span_id",
+        Signal::Logs,
+    ),
+    spec(
         "grafana",
         "Grafana is up with the Prometheus, Loki and Tempo datasources and the 8-panel dashboard",
         Signal::Dashboard,
@@ -133,6 +139,7 @@ async fn run_one(id: &str, ctx: &CheckContext) -> Outcome {
         "accounting-metrics" => accounting::metrics(ctx).await,
         "accounting-logs" => accounting::logs(ctx).await,
         "accounting-traces" => accounting::traces(ctx).await,
+        "logs-trace-correlation" => correlation::logs_to_traces(ctx).await,
         "grafana" => dashboard::grafana(ctx).await,
         "dashboard-panels" => dashboard::dashboard_panels(ctx).await,
         other => Outcome::error(format!("no check named {other}"), "this is a bug in obsctl"),

@@ -27,6 +27,7 @@ Each check has a stable id, the checklist item's words, a status and its evidenc
   logs-loki                                                                      (--loki)
   prometheus-scrape, process-metrics, process-metrics-prometheus                 (--prometheus)
   accounting-metrics, accounting-logs, accounting-traces                         (--run-report)
+  logs-trace-correlation                                      (obsctl verify: logs + spans)
   grafana                                                                        (--grafana)
   dashboard-panels                                                               (--dashboard)
 A check whose source is not given is skipped, with the flag that would run it.

@@ -457,3 +457,103 @@ fn hex_into(hex: &str, out: &mut [u8; 16]) {
         *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("the fixture id is hex");
     }
 }
+
+// logs-trace-correlation: the run's request lines against the SERVER spans of the run.
+
+/// SERVER spans, with span id `span_byte` repeated, for every request of `SENT`.
+async fn receiver_with_server_spans(
+    span_byte: u8,
+) -> std::sync::Arc<obsctl::sources::otlp::OtlpReceiver> {
+    let receiver = receiver().await;
+    let total: u64 = SENT.iter().map(|(_, _, _, count)| *count).sum();
+    let spans = (0..total)
+        .map(|seq| {
+            let mut id = [0u8; 16];
+            hex_into(&trace_id(seq), &mut id);
+            span(id, span_byte, SpanKind::Server, "GET /api/users/{user_id}")
+        })
+        .collect();
+    send(
+        &receiver,
+        export(vec![attribute("service.name", SERVICE)], spans),
+    )
+    .await;
+    receiver
+}
+
+/// The run's request lines with `span_id` set to `span_id` (or removed when `None`).
+fn run_lines_with_span_id(span_id: Option<&str>) -> Vec<String> {
+    run_log_lines(SENT, |_, _| false)
+        .into_iter()
+        .map(|line| {
+            let mut value: Value = serde_json::from_str(&line).unwrap();
+            match span_id {
+                Some(id) => value["span_id"] = json!(id),
+                None => {
+                    value.as_object_mut().unwrap().remove("span_id");
+                }
+            }
+            value.to_string()
+        })
+        .collect()
+}
+
+async fn correlation_report(lines: &[String], span_byte: u8) -> obsctl::check::report::CheckReport {
+    let mut ctx = context();
+    ctx.run = Some(run_report(SENT));
+    ctx.logs = Some(log_input(lines));
+    ctx.otlp = Some(receiver_with_server_spans(span_byte).await);
+    run_checks(&ctx).await
+}
+
+#[tokio::test]
+async fn log_lines_naming_their_server_span_are_correlated() {
+    let report = correlation_report(&run_lines_with_span_id(Some("abababababababab")), 0xab).await;
+    assert_check(
+        &report,
+        "logs-trace-correlation",
+        Status::Pass,
+        &["11 request lines carry the trace_id and span_id of their request's SERVER span"],
+    );
+}
+
+#[tokio::test]
+async fn log_lines_naming_another_span_or_none_fail() {
+    // A child span's id (the logger ran inside get_user), or no span_id at all.
+    let report = correlation_report(&run_lines_with_span_id(Some("0101010101010101")), 0xab).await;
+    assert_check(
+        &report,
+        "logs-trace-correlation",
+        Status::Fail,
+        &[
+            "11 of 11 request lines name a span other than their request's SERVER span",
+            "span_id 0101010101010101, its SERVER span is abababababababab",
+        ],
+    );
+    let report = correlation_report(&run_lines_with_span_id(None), 0xab).await;
+    assert_check(
+        &report,
+        "logs-trace-correlation",
+        Status::Fail,
+        &["without a span_id"],
+    );
+}
+
+#[tokio::test]
+async fn log_lines_without_trace_ids_cannot_lead_to_a_trace() {
+    let lines: Vec<String> = run_log_lines(SENT, |_, _| false)
+        .into_iter()
+        .map(|line| {
+            let mut value: Value = serde_json::from_str(&line).unwrap();
+            value.as_object_mut().unwrap().remove("trace_id");
+            value.to_string()
+        })
+        .collect();
+    let report = correlation_report(&lines, 0xab).await;
+    assert_check(
+        &report,
+        "logs-trace-correlation",
+        Status::Fail,
+        &["none of 11 request lines carries a trace_id"],
+    );
+}
