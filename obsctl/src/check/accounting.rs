@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::context::CheckContext;
-use super::model::Outcome;
+use super::model::{Outcome, Status};
 use crate::report::RunReport;
 use crate::sources::exposition::Exposition;
 use crate::sources::span::SpanKind;
@@ -120,13 +120,41 @@ pub fn tally(run: &RunReport, observed: BTreeMap<Key, u64>) -> Tally {
 
 /// Counter increments between two scrapes, per (method, path, status).
 pub fn counter_deltas(before: Option<&Exposition>, after: &Exposition) -> BTreeMap<Key, u64> {
+    series_deltas(
+        before,
+        after,
+        &["fastapi_requests_total", "fastapi_requests"],
+        "fastapi_requests_total",
+    )
+}
+
+/// Observations of the duration histogram (its `_count`) between two scrapes, per
+/// (method, path, status).
+pub fn histogram_count_deltas(
+    before: Option<&Exposition>,
+    after: &Exposition,
+) -> BTreeMap<Key, u64> {
+    series_deltas(
+        before,
+        after,
+        &["fastapi_request_duration_seconds"],
+        "fastapi_request_duration_seconds_count",
+    )
+}
+
+/// Increments of the samples named `sample` (in the first of `families` present) between two
+/// scrapes, per (method, path, status).
+fn series_deltas(
+    before: Option<&Exposition>,
+    after: &Exposition,
+    families: &[&str],
+    sample_name: &str,
+) -> BTreeMap<Key, u64> {
     let read = |exposition: &Exposition| -> BTreeMap<Key, f64> {
         let mut values = BTreeMap::new();
-        let family = exposition
-            .family("fastapi_requests_total")
-            .or_else(|| exposition.family("fastapi_requests"));
+        let family = families.iter().find_map(|name| exposition.family(name));
         for sample in family.into_iter().flat_map(|f| &f.samples) {
-            if sample.name != "fastapi_requests_total" {
+            if sample.name != sample_name {
                 continue;
             }
             let label = |k: &str| sample.labels.get(k).cloned().unwrap_or_default();
@@ -178,8 +206,29 @@ pub async fn metrics(ctx: &CheckContext) -> Outcome {
             "no baseline scrape: compared to the counter's totals (a lower bound, not exact)",
         );
     };
-    let tally = tally(run, counter_deltas(Some(before), after));
-    judge(&tally, "counter increment", false, ctx.exclusive)
+    let counted = judge(
+        &tally(run, counter_deltas(Some(before), after)),
+        "counter increment",
+        false,
+        ctx.exclusive,
+    );
+    // The histogram must see the same requests: a middleware that observes the duration only
+    // on success (or twice) skews every latency panel while the counter looks right.
+    let observed = histogram_count_deltas(Some(before), after);
+    if counted.status != Status::Pass || observed.is_empty() {
+        return counted;
+    }
+    let timed = judge(
+        &tally(run, observed),
+        "fastapi_request_duration_seconds observation",
+        false,
+        ctx.exclusive,
+    );
+    if timed.status == Status::Pass {
+        counted.evidence("fastapi_request_duration_seconds_count rose by the same, per series")
+    } else {
+        timed
+    }
 }
 
 /// `accounting-logs`: one request log line per request, per method/path/status.

@@ -185,6 +185,37 @@ async fn a_counter_that_rose_by_exactly_the_requests_sent_passes() {
 }
 
 #[tokio::test]
+async fn a_histogram_that_misses_the_errors_the_counter_saw_fails() {
+    // The duration is observed only on success: the counter is right, the latency panels lie.
+    let after: &[Series] = &[
+        ("GET", "/api/users/{user_id}", 200, 15),
+        ("GET", "/api/users/{user_id}", 404, 2),
+        ("POST", "/api/users", 201, 4),
+        ("GET", "/metrics", 200, 2),
+    ];
+    let timed: Vec<Series> = after.iter().copied().filter(|s| s.2 != 404).collect();
+    let body = [
+        requests_counter(after),
+        duration_histogram(&CONTRACT_BUCKETS, &timed),
+        process_metrics(),
+    ]
+    .concat();
+    let target = FakeServer::exposition(&body).await;
+    let ctx = accounting_context(&target, &exposition_of(BEFORE_TEMPLATES));
+    let report = run_checks(&ctx).await;
+    assert_check(
+        &report,
+        "accounting-metrics",
+        Status::Fail,
+        &[
+            "2 of 11 answered requests have no fastapi_request_duration_seconds observation",
+            // No 404 series at all, so the run's own path names the requests.
+            "GET /api/users/999 404: sent 2, seen 0",
+        ],
+    );
+}
+
+#[tokio::test]
 async fn a_raw_path_backend_with_exact_counts_passes_accounting() {
     // Labels the raw URL (the spec's bug 3): wrong for cardinality, yet every request counted.
     let before: &[Series] = &[("GET", "/api/users/1", 200, 7)];
