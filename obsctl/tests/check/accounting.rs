@@ -141,6 +141,14 @@ const BEFORE_TEMPLATES: &[Series<'static>] = &[
     ("GET", "/metrics", 200, 1),
 ];
 
+/// The baseline plus exactly the fixture run (and two scrapes).
+const AFTER_EXACT: &[Series<'static>] = &[
+    ("GET", "/api/users/{user_id}", 200, 15),
+    ("GET", "/api/users/{user_id}", 404, 2),
+    ("POST", "/api/users", 201, 4),
+    ("GET", "/metrics", 200, 2),
+];
+
 #[tokio::test]
 async fn a_counter_that_rose_by_fewer_than_sent_fails_with_per_series_evidence() {
     // One of the two 404s was not counted.
@@ -166,12 +174,7 @@ async fn a_counter_that_rose_by_fewer_than_sent_fails_with_per_series_evidence()
 
 #[tokio::test]
 async fn a_counter_that_rose_by_exactly_the_requests_sent_passes() {
-    let after: &[Series] = &[
-        ("GET", "/api/users/{user_id}", 200, 15),
-        ("GET", "/api/users/{user_id}", 404, 2),
-        ("POST", "/api/users", 201, 4),
-        ("GET", "/metrics", 200, 2),
-    ];
+    let after = AFTER_EXACT;
     let target = FakeServer::exposition(&exposition_of(after)).await;
     let mut ctx = accounting_context(&target, &exposition_of(BEFORE_TEMPLATES));
     ctx.exclusive = true;
@@ -187,12 +190,7 @@ async fn a_counter_that_rose_by_exactly_the_requests_sent_passes() {
 #[tokio::test]
 async fn a_histogram_that_misses_the_errors_the_counter_saw_fails() {
     // The duration is observed only on success: the counter is right, the latency panels lie.
-    let after: &[Series] = &[
-        ("GET", "/api/users/{user_id}", 200, 15),
-        ("GET", "/api/users/{user_id}", 404, 2),
-        ("POST", "/api/users", 201, 4),
-        ("GET", "/metrics", 200, 2),
-    ];
+    let after = AFTER_EXACT;
     let timed: Vec<Series> = after.iter().copied().filter(|s| s.2 != 404).collect();
     let body = [
         requests_counter(after),
