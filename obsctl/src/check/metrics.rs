@@ -363,7 +363,7 @@ fn looks_json_encoded(body: &str) -> bool {
 }
 
 /// A path with a segment that is a number or a UUID: a concrete URL, not a route template.
-fn looks_concrete(path: &str) -> bool {
+pub fn looks_concrete(path: &str) -> bool {
     path.split('/').any(|segment| {
         let numeric = !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit());
         let uuid = segment.len() == 36 && segment.bytes().filter(|b| *b == b'-').count() == 4;

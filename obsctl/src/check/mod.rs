@@ -61,6 +61,11 @@ pub const CATALOG: &[CheckSpec] = &[
         Signal::Traces,
     ),
     spec(
+        "traces-server-spans",
+        "SERVER spans are named {METHOD} {route}, with method, status and Error on 5xx",
+        Signal::Traces,
+    ),
+    spec(
         "traces-tempo",
         "Traces appear in Grafana Tempo",
         Signal::Traces,
@@ -131,6 +136,7 @@ async fn run_one(id: &str, ctx: &CheckContext) -> Outcome {
         "logs-json-stdout" => logs::json_lines(ctx).await,
         "logs-fields" => logs::request_fields(ctx).await,
         "traces-otlp" => traces::exported(ctx).await,
+        "traces-server-spans" => traces::server_span_shape(ctx).await,
         "traces-tempo" => stack::tempo(ctx).await,
         "logs-loki" => stack::loki(ctx).await,
         "prometheus-scrape" => prometheus::scrape(ctx).await,

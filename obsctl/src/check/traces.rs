@@ -1,5 +1,5 @@
 //! Trace checks: spans reach an OTLP endpoint (obsctl's embedded receiver), with a service name
-//! and SERVER spans for the requests.
+//! and SERVER spans for the requests, shaped as the HTTP conventions say.
 
 use std::collections::BTreeSet;
 
@@ -99,4 +99,115 @@ pub fn judge_spans(spans: &[ReceivedSpan], service: &str, place: &str) -> Outcom
 
 fn is_service_server_span(span: &ReceivedSpan, service: &str) -> bool {
     span.kind == SpanKind::Server && span.service_name.as_deref() == Some(service)
+}
+
+/// `traces-server-spans`: every SERVER span of the service is named `{METHOD} {route}` (never
+/// the raw URL), carries the HTTP method and response status, and is an error exactly when the
+/// response was a 5xx. Both the stable HTTP conventions (`http.request.method`,
+/// `http.response.status_code`) and the older names (`http.method`, `http.status_code`) count.
+pub async fn server_span_shape(ctx: &CheckContext) -> Outcome {
+    let Some(receiver) = &ctx.otlp else {
+        return Outcome::skip(
+            "no OTLP receiver in this run",
+            "run `obsctl verify`, which receives the service's spans itself",
+        );
+    };
+    let service = ctx.service.as_str();
+    // With a run report, wait for its spans; otherwise for the first SERVER span.
+    let wanted = ctx.run.as_ref().map_or(1, |run| {
+        run.requests
+            .iter()
+            .filter(|r| r.status.is_some())
+            .map(|r| r.count as usize)
+            .sum::<usize>()
+            .max(1)
+    });
+    let servers = || -> Vec<ReceivedSpan> {
+        receiver
+            .spans()
+            .into_iter()
+            .filter(|s| is_service_server_span(s, service))
+            .collect()
+    };
+    let spans = ctx
+        .poll(|| async {
+            let spans = servers();
+            (spans.len() >= wanted).then_some(spans)
+        })
+        .await
+        .unwrap_or_else(servers);
+    if spans.is_empty() {
+        return Outcome::skip(
+            format!("no SERVER span of \"{service}\" to look at"),
+            "see the traces-otlp check",
+        );
+    }
+    let problems: Vec<String> = spans.iter().filter_map(server_span_problem).collect();
+    if problems.is_empty() {
+        let names: BTreeSet<&str> = spans.iter().map(|s| s.name.as_str()).collect();
+        return Outcome::pass(format!(
+            "{} SERVER spans, {} distinct names, each with method and status",
+            spans.len(),
+            names.len()
+        ))
+        .evidence(format!(
+            "names: {}",
+            names.into_iter().take(6).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    let distinct: BTreeSet<&String> = problems.iter().collect();
+    Outcome::fail(
+        format!(
+            "{} of {} SERVER spans are misshapen",
+            problems.len(),
+            spans.len()
+        ),
+        "name SERVER spans `{METHOD} {route}` (the route template, `{METHOD}` alone when no \
+         route matched), set http.request.method and http.response.status_code, and set the \
+         status to Error on 5xx answers (FastAPIInstrumentor does all of this)",
+    )
+    .evidence(
+        distinct
+            .into_iter()
+            .take(5)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("; "),
+    )
+}
+
+/// What is wrong with one SERVER span, if anything.
+fn server_span_problem(span: &ReceivedSpan) -> Option<String> {
+    let attr_str = |keys: [&str; 2]| keys.iter().find_map(|k| span.attr(k)?.as_str());
+    let attr_int = |keys: [&str; 2]| keys.iter().find_map(|k| span.attr(k)?.as_i64());
+    let name = &span.name;
+    let Some(method) = attr_str(["http.request.method", "http.method"]) else {
+        return Some(format!("{name:?}: no http.request.method"));
+    };
+    let Some(status) = attr_int(["http.response.status_code", "http.status_code"]) else {
+        return Some(format!("{name:?}: no http.response.status_code"));
+    };
+    let target = name.strip_prefix(method).map(str::trim_start);
+    match (target, span.attr("http.route").and_then(|r| r.as_str())) {
+        (None, _) => return Some(format!("{name:?} does not start with its method {method}")),
+        (Some(target), _) if super::metrics::looks_concrete(target) => {
+            return Some(format!(
+                "{name:?} names the raw URL: one span name per id (use the route template)"
+            ));
+        }
+        (Some(target), Some(route)) if !target.is_empty() && target != route => {
+            return Some(format!("{name:?} is not `{method} {route}`"));
+        }
+        _ => {}
+    }
+    let error = span.status.is_error();
+    if status >= 500 && !error {
+        return Some(format!("{name:?} answered {status} without status Error"));
+    }
+    if (400..500).contains(&status) && error {
+        return Some(format!(
+            "{name:?} answered {status}, a client error, with status Error (only 5xx is a server span error)"
+        ));
+    }
+    None
 }

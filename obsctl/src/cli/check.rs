@@ -24,6 +24,7 @@ Each check has a stable id, the checklist item's words, a status and its evidenc
   metrics-endpoint, requests-counter, duration-histogram, metrics-cardinality   (--target)
   logs-json-stdout, logs-fields                                                  (--logs)
   traces-otlp, traces-tempo                                                      (--tempo)
+  traces-server-spans                                         (obsctl verify: its receiver)
   logs-loki                                                                      (--loki)
   prometheus-scrape, process-metrics, process-metrics-prometheus                 (--prometheus)
   accounting-metrics, accounting-logs, accounting-traces                         (--run-report)

@@ -180,3 +180,107 @@ async fn spans_of_the_service_without_a_server_span_fail() {
         &["2 spans of \"fastapi-backend\"", "no SERVER span"],
     );
 }
+
+/// A SERVER span as an HTTP instrumentation writes it: method, route and status attributes
+/// (stable or older names), status Error when `error`.
+fn http_span(name: &str, method: (&str, &str), status: (&str, i64), error: bool) -> Span {
+    let mut span = span([9; 16], 3, SpanKind::Server, name);
+    span.attributes.push(attribute(method.0, method.1));
+    span.attributes.push(KeyValue {
+        key: status.0.to_owned(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::IntValue(status.1)),
+        }),
+        ..Default::default()
+    });
+    if error {
+        span.status = Some(opentelemetry_proto::tonic::trace::v1::Status {
+            code: opentelemetry_proto::tonic::trace::v1::status::StatusCode::Error as i32,
+            ..Default::default()
+        });
+    }
+    span
+}
+
+async fn shape_report(spans: Vec<Span>) -> obsctl::check::report::CheckReport {
+    let receiver = receiver().await;
+    send(
+        &receiver,
+        export(vec![attribute("service.name", SERVICE)], spans),
+    )
+    .await;
+    run_checks(&with_receiver(&receiver)).await
+}
+
+const GET: (&str, &str) = ("http.request.method", "GET");
+
+#[tokio::test]
+async fn server_spans_shaped_by_the_http_conventions_pass_in_either_vocabulary() {
+    let report = shape_report(vec![
+        http_span(
+            "GET /api/users/{user_id}",
+            GET,
+            ("http.response.status_code", 200),
+            false,
+        ),
+        http_span(
+            "GET /api/users/{user_id}",
+            GET,
+            ("http.response.status_code", 404),
+            false,
+        ),
+        http_span(
+            "GET /api/users/{user_id}",
+            ("http.method", "GET"),
+            ("http.status_code", 500),
+            true,
+        ),
+    ])
+    .await;
+    assert_check(
+        &report,
+        "traces-server-spans",
+        Status::Pass,
+        &["3 SERVER spans, 1 distinct names"],
+    );
+}
+
+#[tokio::test]
+async fn misshapen_server_spans_fail_naming_each_defect() {
+    let mut raw = http_span(
+        "GET /api/users/17",
+        GET,
+        ("http.response.status_code", 200),
+        false,
+    );
+    raw.attributes.retain(|kv| kv.key != "http.route");
+    let report = shape_report(vec![
+        raw,
+        http_span(
+            "GET /api/users/{user_id}",
+            GET,
+            ("http.response.status_code", 503),
+            false,
+        ),
+        http_span(
+            "GET /api/users/{user_id}",
+            GET,
+            ("http.response.status_code", 404),
+            true,
+        ),
+        span([9; 16], 4, SpanKind::Server, "GET /api/users/{user_id}"),
+    ])
+    .await;
+    assert_check(
+        &report,
+        "traces-server-spans",
+        Status::Fail,
+        &[
+            "4 of 4 SERVER spans are misshapen",
+            "\"GET /api/users/17\" names the raw URL",
+            "answered 503 without status Error",
+            "answered 404, a client error, with status Error",
+            "no http.request.method",
+        ],
+    );
+}
