@@ -13,6 +13,7 @@ pub mod render;
 pub mod report;
 pub mod stack;
 pub mod traces;
+pub mod units;
 
 use std::time::Instant;
 
@@ -38,6 +39,11 @@ pub const CATALOG: &[CheckSpec] = &[
     spec(
         "duration-histogram",
         "Metrics include fastapi_request_duration_seconds histogram",
+        Signal::Metrics,
+    ),
+    spec(
+        "duration-units",
+        "The histogram and the log lines agree on request durations (seconds vs milliseconds)",
         Signal::Metrics,
     ),
     spec(
@@ -133,6 +139,7 @@ async fn run_one(id: &str, ctx: &CheckContext) -> Outcome {
         "requests-counter" => metrics::requests_counter(ctx).await,
         "duration-histogram" => metrics::duration_histogram(ctx).await,
         "metrics-cardinality" => metrics::cardinality(ctx).await,
+        "duration-units" => units::durations_agree(ctx).await,
         "logs-json-stdout" => logs::json_lines(ctx).await,
         "logs-fields" => logs::request_fields(ctx).await,
         "traces-otlp" => traces::exported(ctx).await,

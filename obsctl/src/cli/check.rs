@@ -22,6 +22,7 @@ use crate::sources::target::MetricsEndpoint;
 const LONG_HELP: &str = "\
 Each check has a stable id, the checklist item's words, a status and its evidence:
   metrics-endpoint, requests-counter, duration-histogram, metrics-cardinality   (--target)
+  duration-units                                                       (--target + --logs)
   logs-json-stdout, logs-fields                                                  (--logs)
   traces-otlp, traces-tempo                                                      (--tempo)
   traces-server-spans                                         (obsctl verify: its receiver)

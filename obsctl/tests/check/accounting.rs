@@ -586,3 +586,41 @@ async fn log_lines_without_trace_ids_cannot_lead_to_a_trace() {
         &["none of 11 request lines carries a trace_id"],
     );
 }
+
+// duration-units: the histogram against the log lines.
+
+/// The run's request lines with every `duration_ms` set to `ms`.
+fn run_lines_taking(ms: f64) -> Vec<String> {
+    run_log_lines(SENT, |_, _| false)
+        .into_iter()
+        .map(|line| {
+            let mut value: Value = serde_json::from_str(&line).unwrap();
+            value["duration_ms"] = json!(ms);
+            value.to_string()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_histogram_and_logs_that_disagree_by_a_thousand_fail_as_a_unit_error() {
+    // The fixture histogram's requests take 4 ms on average.
+    let target = FakeServer::exposition(&exposition_of(AFTER_EXACT)).await;
+    let mut ctx = target_context(&target.url());
+    ctx.logs = Some(log_input(&run_lines_taking(3.5)));
+    let report = run_checks(&ctx).await;
+    assert_check(
+        &report,
+        "duration-units",
+        Status::Pass,
+        &["mean request 4.000 ms by the histogram, 3.500 ms by the log lines"],
+    );
+    // duration_ms written in seconds.
+    ctx.logs = Some(log_input(&run_lines_taking(0.0035)));
+    let report = run_checks(&ctx).await;
+    assert_check(
+        &report,
+        "duration-units",
+        Status::Fail,
+        &["the histogram says requests take 1143x longer than the log lines do"],
+    );
+}
