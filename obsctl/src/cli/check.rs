@@ -21,17 +21,17 @@ use crate::sources::target::MetricsEndpoint;
 
 const LONG_HELP: &str = "\
 Each check has a stable id, the checklist item's words, a status and its evidence:
-  metrics-endpoint, requests-counter, duration-histogram, metrics-cardinality   (--target)
-  duration-units                                                       (--target + --logs)
-  logs-json-stdout, logs-fields                                                  (--logs)
-  traces-otlp, traces-tempo                                                      (--tempo)
-  traces-server-spans                                         (obsctl verify: its receiver)
-  logs-loki                                                                      (--loki)
+  metrics-endpoint, requests-counter, duration-histogram, metrics-cardinality        (--target)
+  duration-units                                                            (--target + --logs)
+  logs-json-stdout, logs-fields                                                        (--logs)
+  traces-otlp, traces-tempo                                                           (--tempo)
+  traces-server-spans                                             (obsctl verify: its receiver)
+  logs-loki                                                                            (--loki)
   prometheus-scrape, process-metrics, process-metrics-prometheus                 (--prometheus)
   accounting-metrics, accounting-logs, accounting-traces                         (--run-report)
-  logs-trace-correlation                                      (obsctl verify: logs + spans)
-  grafana                                                                        (--grafana)
-  dashboard-panels                                                               (--dashboard)
+  logs-trace-correlation                                          (obsctl verify: logs + spans)
+  grafana                                                                           (--grafana)
+  dashboard-panels                                                                (--dashboard)
 A check whose source is not given is skipped, with the flag that would run it.
 
 Ingestion lag (scrape interval, batch export, log shipping) is waited for by polling until
