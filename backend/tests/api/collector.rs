@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use obsctl::sources::exposition::Exposition;
 use obsctl::sources::otlp::OtlpReceiver;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
@@ -28,11 +29,11 @@ async fn blackhole() -> (String, tokio::task::JoinHandle<()>) {
 }
 
 async fn dropped_spans(app: &TestApp) -> f64 {
-    span_counter(app, "otel_spans_dropped_total").await
+    counter_in(&app.metrics().await, "otel_spans_dropped_total")
 }
 
-async fn span_counter(app: &TestApp, name: &str) -> f64 {
-    let metrics = app.metrics().await;
+/// The value of the unlabelled counter `name` in one scrape (0 when absent).
+fn counter_in(metrics: &Exposition, name: &str) -> f64 {
     metrics
         .family(name)
         .and_then(|f| f.samples.first())
@@ -109,19 +110,34 @@ async fn exports_carry_the_configured_headers_and_partial_rejections_count_as_dr
         (Some("s=cret".to_owned()), 3),
         "the request's 3 spans"
     );
-    // The collector records the call before it answers; the counters move on the answer.
-    // (Reading /metrics makes spans too, exported in later batches, which are not rejected.)
-    while (span_counter(&app, "otel_spans_exported_total").await < 2.0
-        || dropped_spans(&app).await < 1.0)
-        && tokio::time::Instant::now() < deadline
-    {
+    // The collector records a call before it answers; the counters move on the answer. Reading
+    // /metrics makes spans too (later batches, not rejected): compare the counters with the
+    // spans the collector had received when they were read, once the two have settled.
+    let received = || -> f64 {
+        collector
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, n)| *n as f64)
+            .sum()
+    };
+    let (exported, dropped, total) = loop {
+        let before = received();
+        let metrics = app.metrics().await;
+        let after = received();
+        let exported = counter_in(&metrics, "otel_spans_exported_total");
+        let dropped = counter_in(&metrics, "otel_spans_dropped_total");
+        let settled = before == after && exported + dropped == after;
+        if settled || tokio::time::Instant::now() >= deadline {
+            break (exported, dropped, after);
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(span_counter(&app, "otel_spans_exported_total").await >= 2.0);
+    };
     assert_eq!(
-        dropped_spans(&app).await,
-        1.0,
-        "the rejected span is a lost span, and only it"
+        (exported, dropped),
+        (total - 1.0, 1.0),
+        "every received span counted once: the rejected one as lost, the others as exported"
     );
     let seen = collector.seen.lock().unwrap().clone();
     assert!(

@@ -274,17 +274,9 @@ pub async fn logs(ctx: &CheckContext) -> Outcome {
             {
                 continue;
             }
-            let (Some(method), Some(path), Some(status)) = (
-                line.str_field("method"),
-                line.str_field("endpoint"),
-                line.field("status_code")
-                    .and_then(serde_json::Value::as_u64),
-            ) else {
-                continue;
-            };
-            *observed
-                .entry((method.to_owned(), path.to_owned(), status as u16))
-                .or_default() += 1;
+            if let Some(key) = line.request_key() {
+                *observed.entry(key).or_default() += 1;
+            }
         }
         (tagged, observed)
     };
@@ -367,7 +359,7 @@ pub async fn traces(ctx: &CheckContext) -> Outcome {
 }
 
 /// Requests of the run that got a response (the others cannot be accounted for exactly).
-fn answered(run: &RunReport) -> u64 {
+pub fn answered(run: &RunReport) -> u64 {
     run.requests
         .iter()
         .filter(|r| r.status.is_some())

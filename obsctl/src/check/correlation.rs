@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::accounting::answered;
 use super::context::CheckContext;
 use super::logs::is_request_line;
 use super::model::Outcome;
@@ -41,12 +42,7 @@ pub async fn logs_to_traces(ctx: &CheckContext) -> Outcome {
         );
     };
     let prefix = run.trace_id_prefix.as_str();
-    let expected = run
-        .requests
-        .iter()
-        .filter(|r| r.status.is_some())
-        .map(|r| r.count)
-        .sum::<u64>();
+    let expected = answered(run);
     let observe = || {
         let lines: Vec<LogLine> = input.buffer.lines();
         let requests: Vec<&LogLine> = lines.iter().filter(|l| is_request_line(l)).collect();

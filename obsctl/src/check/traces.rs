@@ -114,14 +114,10 @@ pub async fn server_span_shape(ctx: &CheckContext) -> Outcome {
     };
     let service = ctx.service.as_str();
     // With a run report, wait for its spans; otherwise for the first SERVER span.
-    let wanted = ctx.run.as_ref().map_or(1, |run| {
-        run.requests
-            .iter()
-            .filter(|r| r.status.is_some())
-            .map(|r| r.count as usize)
-            .sum::<usize>()
-            .max(1)
-    });
+    let wanted = ctx
+        .run
+        .as_ref()
+        .map_or(1, |run| super::accounting::answered(run).max(1) as usize);
     let servers = || -> Vec<ReceivedSpan> {
         receiver
             .spans()
@@ -190,13 +186,14 @@ pub async fn server_span_shape(ctx: &CheckContext) -> Outcome {
 
 /// What is wrong with one SERVER span, if anything.
 fn server_span_problem(span: &ReceivedSpan) -> Option<String> {
-    let attr_str = |keys: [&str; 2]| keys.iter().find_map(|k| span.attr(k)?.as_str());
-    let attr_int = |keys: [&str; 2]| keys.iter().find_map(|k| span.attr(k)?.as_i64());
     let name = &span.name;
-    let Some(method) = attr_str(["http.request.method", "http.method"]) else {
+    let method = ["http.request.method", "http.method"]
+        .iter()
+        .find_map(|k| span.attr(k)?.as_str());
+    let Some(method) = method else {
         return Some(format!("{name:?}: no http.request.method"));
     };
-    let Some(status) = attr_int(["http.response.status_code", "http.status_code"]) else {
+    let Some(status) = response_status(span) else {
         return Some(format!("{name:?}: no http.response.status_code"));
     };
     let target = name.strip_prefix(method).map(str::trim_start);
@@ -222,9 +219,13 @@ fn server_span_problem(span: &ReceivedSpan) -> Option<String> {
 /// conventions say to leave client errors unset (they are the client's fault, and they would
 /// inflate error-rate queries on traces).
 fn client_error_marked_error(span: &ReceivedSpan) -> bool {
+    response_status(span).is_some_and(|status| (400..500).contains(&status))
+        && span.status.is_error()
+}
+
+/// The response status a SERVER span records, under the stable or the older attribute name.
+fn response_status(span: &ReceivedSpan) -> Option<i64> {
     ["http.response.status_code", "http.status_code"]
         .iter()
         .find_map(|k| span.attr(k)?.as_i64())
-        .is_some_and(|status| (400..500).contains(&status))
-        && span.status.is_error()
 }

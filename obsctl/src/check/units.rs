@@ -68,21 +68,12 @@ pub async fn durations_agree(ctx: &CheckContext) -> Outcome {
 
 /// `_sum` and `_count` of the histogram over all its series.
 fn totals(exposition: &Exposition) -> (f64, f64) {
-    let Some(family) = exposition.family(HISTOGRAM) else {
-        return (0.0, 0.0);
-    };
-    family
-        .samples
-        .iter()
-        .fold((0.0, 0.0), |(sum, count), sample| {
-            if sample.name.ends_with("_sum") {
-                (sum + sample.value, count)
-            } else if sample.name.ends_with("_count") {
-                (sum, count + sample.value)
-            } else {
-                (sum, count)
-            }
-        })
+    exposition.family(HISTOGRAM).map_or((0.0, 0.0), |family| {
+        (
+            family.sum_matching(&format!("{HISTOGRAM}_sum"), &[]),
+            family.sum_matching(&format!("{HISTOGRAM}_count"), &[]),
+        )
+    })
 }
 
 /// Compares the histogram's mean (in ms) with the logged durations. Whole-millisecond logs of

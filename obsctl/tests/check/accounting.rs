@@ -510,21 +510,28 @@ async fn receiver_with_server_spans(
     receiver
 }
 
-/// The run's request lines with `span_id` set to `span_id` (or removed when `None`).
-fn run_lines_with_span_id(span_id: Option<&str>) -> Vec<String> {
+/// Every request line of the run, as `edit` leaves it.
+fn run_lines_edited(edit: impl Fn(&mut serde_json::Map<String, Value>)) -> Vec<String> {
     run_log_lines(SENT, |_, _| false)
         .into_iter()
         .map(|line| {
             let mut value: Value = serde_json::from_str(&line).unwrap();
-            match span_id {
-                Some(id) => value["span_id"] = json!(id),
-                None => {
-                    value.as_object_mut().unwrap().remove("span_id");
-                }
-            }
+            edit(value.as_object_mut().expect("a fixture line is an object"));
             value.to_string()
         })
         .collect()
+}
+
+/// The run's request lines with `span_id` set to `span_id` (or removed when `None`).
+fn run_lines_with_span_id(span_id: Option<&str>) -> Vec<String> {
+    run_lines_edited(|line| match span_id {
+        Some(id) => {
+            line.insert("span_id".to_owned(), json!(id));
+        }
+        None => {
+            line.remove("span_id");
+        }
+    })
 }
 
 async fn correlation_report(lines: &[String], span_byte: u8) -> obsctl::check::report::CheckReport {
@@ -570,14 +577,9 @@ async fn log_lines_naming_another_span_or_none_fail() {
 
 #[tokio::test]
 async fn log_lines_without_trace_ids_cannot_lead_to_a_trace() {
-    let lines: Vec<String> = run_log_lines(SENT, |_, _| false)
-        .into_iter()
-        .map(|line| {
-            let mut value: Value = serde_json::from_str(&line).unwrap();
-            value.as_object_mut().unwrap().remove("trace_id");
-            value.to_string()
-        })
-        .collect();
+    let lines = run_lines_edited(|line| {
+        line.remove("trace_id");
+    });
     let report = correlation_report(&lines, 0xab).await;
     assert_check(
         &report,
@@ -591,14 +593,9 @@ async fn log_lines_without_trace_ids_cannot_lead_to_a_trace() {
 
 /// The run's request lines with every `duration_ms` set to `ms`.
 fn run_lines_taking(ms: f64) -> Vec<String> {
-    run_log_lines(SENT, |_, _| false)
-        .into_iter()
-        .map(|line| {
-            let mut value: Value = serde_json::from_str(&line).unwrap();
-            value["duration_ms"] = json!(ms);
-            value.to_string()
-        })
-        .collect()
+    run_lines_edited(|line| {
+        line.insert("duration_ms".to_owned(), json!(ms));
+    })
 }
 
 #[tokio::test]

@@ -190,10 +190,7 @@ fn key_value(buf: &mut Vec<u8>, key: &str, value: &Value) {
 /// is written even when it holds its type's default.
 fn any_value(buf: &mut Vec<u8>, value: &Value) {
     match value {
-        Value::String(text) => {
-            tag(buf, 1, LEN);
-            length_prefixed(buf, text.as_str().as_bytes());
-        }
+        Value::String(text) => string_value(buf, text.as_str()),
         Value::Bool(flag) => {
             tag(buf, 2, VARINT);
             varint(buf, u64::from(*flag));
