@@ -25,7 +25,7 @@ fn options(prometheus: PrometheusMode) -> VerifyOptions {
             duration: Some(Duration::from_secs(2)),
             ..Overrides::default()
         },
-        strict: false,
+        policy: obsctl::check::policy::Policy::defaults(),
         progress: false,
     }
 }

@@ -2,13 +2,15 @@
 //! found in each signal: as a counter increment, as a request log line, as a trace.
 //!
 //! A series or log path matches a request when it equals the concrete path sent or is a route
-//! template that matches it (`/api/users/{user_id}` matches `/api/users/7`), so a backend that
-//! labels raw paths is judged as correctly as one that labels templates.
+//! template of any framework that matches it ([`super::paths`]), so a backend that labels raw
+//! paths is judged as correctly as one that labels `/api/users/{user_id}`, `/api/users/:id` or
+//! `/api/users/<int:id>`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::context::CheckContext;
-use super::model::{Outcome, Status};
+use super::model::{Finding, Outcome};
+use super::paths;
 use crate::report::RunReport;
 use crate::sources::exposition::Exposition;
 use crate::sources::span::SpanKind;
@@ -19,10 +21,16 @@ const NO_RUN: &str =
 /// The path scrapers use; its requests are not the run's alone.
 const SCRAPE_PATH: &str = "/metrics";
 
+/// The counter of the contract, under its text and OpenMetrics family names.
+const COUNTER_FAMILIES: [&str; 2] = ["fastapi_requests_total", "fastapi_requests"];
+
+/// Fresh scrapes taken to tell several processes from one when a counter misbehaves.
+const PROBE_SCRAPES: usize = 6;
+
 /// A request's identity in a signal: method, path as the signal names it, status.
 pub type Key = (String, String, u16);
 
-/// Expected and observed counts per key, and what could not be matched.
+/// Expected and observed counts per key.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Tally {
     /// Requests the run sent and got a response for, per key as the signal names the path.
@@ -62,35 +70,6 @@ impl Tally {
     }
 }
 
-/// Whether `candidate` (a concrete path or a route template) names `path`.
-pub fn path_matches(candidate: &str, path: &str) -> bool {
-    if candidate == path {
-        return true;
-    }
-    let want: Vec<&str> = candidate.split('/').collect();
-    let have: Vec<&str> = path.split('/').collect();
-    want.len() == have.len()
-        && want
-            .iter()
-            .zip(&have)
-            .all(|(w, h)| w == h || (w.starts_with('{') && w.ends_with('}') && !h.is_empty()))
-}
-
-/// The name a signal most likely gives `path` among `candidates`: itself, else the most specific
-/// matching template, else a catch-all label such as `<unmatched>` (one not starting with `/`).
-pub fn resolve<'a>(path: &str, candidates: &'a BTreeSet<String>) -> Option<&'a str> {
-    if let Some(exact) = candidates.get(path) {
-        return Some(exact);
-    }
-    let placeholders = |c: &str| c.split('/').filter(|s| s.starts_with('{')).count();
-    candidates
-        .iter()
-        .filter(|c| path_matches(c, path))
-        .min_by_key(|c| placeholders(c))
-        .or_else(|| candidates.iter().find(|c| !c.starts_with('/')))
-        .map(String::as_str)
-}
-
 /// Builds the tally of a signal whose observations are `observed` (keyed by the signal's own
 /// path names): the run's requests are mapped onto those names.
 pub fn tally(run: &RunReport, observed: BTreeMap<Key, u64>) -> Tally {
@@ -106,9 +85,9 @@ pub fn tally(run: &RunReport, observed: BTreeMap<Key, u64>) -> Tally {
         let Some(status) = request.status else {
             continue;
         };
-        let candidates = by_group.get(&(request.method.clone(), status));
-        let name = candidates
-            .and_then(|c| resolve(&request.path, c))
+        let name = by_group
+            .get(&(request.method.clone(), status))
+            .and_then(|c| paths::resolve(&request.path, c))
             .unwrap_or(&request.path)
             .to_owned();
         *expected
@@ -118,22 +97,35 @@ pub fn tally(run: &RunReport, observed: BTreeMap<Key, u64>) -> Tally {
     Tally { expected, observed }
 }
 
+/// A series whose value went down between two scrapes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decrease {
+    /// The series.
+    pub key: Key,
+    /// Its value in the earlier scrape.
+    pub before: f64,
+    /// Its value in the later scrape.
+    pub after: f64,
+}
+
+/// Increments between two scrapes, per (method, path, status), and the series that went down.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Deltas {
+    /// How much each series rose (0 for series that went down).
+    pub rose: BTreeMap<Key, u64>,
+    /// Series that went down: a counter never does, unless its process restarted or another
+    /// process answered the second scrape.
+    pub decreased: Vec<Decrease>,
+}
+
 /// Counter increments between two scrapes, per (method, path, status).
-pub fn counter_deltas(before: Option<&Exposition>, after: &Exposition) -> BTreeMap<Key, u64> {
-    series_deltas(
-        before,
-        after,
-        &["fastapi_requests_total", "fastapi_requests"],
-        "fastapi_requests_total",
-    )
+pub fn counter_deltas(before: Option<&Exposition>, after: &Exposition) -> Deltas {
+    series_deltas(before, after, &COUNTER_FAMILIES, "fastapi_requests_total")
 }
 
 /// Observations of the duration histogram (its `_count`) between two scrapes, per
 /// (method, path, status).
-pub fn histogram_count_deltas(
-    before: Option<&Exposition>,
-    after: &Exposition,
-) -> BTreeMap<Key, u64> {
+pub fn histogram_count_deltas(before: Option<&Exposition>, after: &Exposition) -> Deltas {
     series_deltas(
         before,
         after,
@@ -142,42 +134,67 @@ pub fn histogram_count_deltas(
     )
 }
 
-/// Increments of the samples named `sample` (in the first of `families` present) between two
-/// scrapes, per (method, path, status).
+/// Values of the samples named `sample_name` (in the first of `families` present), per key.
+fn series_values(
+    exposition: &Exposition,
+    families: &[&str],
+    sample_name: &str,
+) -> BTreeMap<Key, f64> {
+    let mut values = BTreeMap::new();
+    let family = families.iter().find_map(|name| exposition.family(name));
+    for sample in family.into_iter().flat_map(|f| &f.samples) {
+        if sample.name != sample_name {
+            continue;
+        }
+        let label = |k: &str| sample.labels.get(k).cloned().unwrap_or_default();
+        let Ok(status) = label("status_code").parse::<u16>() else {
+            continue;
+        };
+        *values
+            .entry((label("method"), label("path"), status))
+            .or_insert(0.0) += sample.value;
+    }
+    values
+}
+
 fn series_deltas(
     before: Option<&Exposition>,
     after: &Exposition,
     families: &[&str],
     sample_name: &str,
-) -> BTreeMap<Key, u64> {
-    let read = |exposition: &Exposition| -> BTreeMap<Key, f64> {
-        let mut values = BTreeMap::new();
-        let family = families.iter().find_map(|name| exposition.family(name));
-        for sample in family.into_iter().flat_map(|f| &f.samples) {
-            if sample.name != sample_name {
-                continue;
-            }
-            let label = |k: &str| sample.labels.get(k).cloned().unwrap_or_default();
-            let Ok(status) = label("status_code").parse::<u16>() else {
-                continue;
-            };
-            *values
-                .entry((label("method"), label("path"), status))
-                .or_insert(0.0) += sample.value;
+) -> Deltas {
+    let before = before
+        .map(|b| series_values(b, families, sample_name))
+        .unwrap_or_default();
+    let mut deltas = Deltas::default();
+    for (key, value) in series_values(after, families, sample_name) {
+        let was = before.get(&key).copied().unwrap_or(0.0);
+        if value < was {
+            deltas.decreased.push(Decrease {
+                key: key.clone(),
+                before: was,
+                after: value,
+            });
         }
-        values
-    };
-    let before = before.map(read).unwrap_or_default();
-    read(after)
-        .into_iter()
-        .map(|(key, value)| {
-            let delta = value - before.get(&key).copied().unwrap_or(0.0);
-            (key, delta.max(0.0).round() as u64)
-        })
-        .collect()
+        deltas
+            .rose
+            .insert(key, (value - was).max(0.0).round() as u64);
+    }
+    // A series that vanished went down to nothing.
+    for (key, was) in before {
+        if was > 0.0 && !deltas.rose.contains_key(&key) {
+            deltas.decreased.push(Decrease {
+                key,
+                before: was,
+                after: 0.0,
+            });
+        }
+    }
+    deltas
 }
 
-/// `accounting-metrics`: the counter rose by exactly the requests sent, per method/path/status.
+/// `accounting-metrics`: the counter rose by exactly the requests sent, per method/path/status,
+/// and the histogram's `_count` with it.
 pub async fn metrics(ctx: &CheckContext) -> Outcome {
     let Some(run) = &ctx.run else {
         return Outcome::skip("no run report given", NO_RUN);
@@ -201,34 +218,149 @@ pub async fn metrics(ctx: &CheckContext) -> Outcome {
         },
     };
     let Some(before) = ctx.baseline.as_ref() else {
-        let tally = tally(run, counter_deltas(None, after));
-        return judge(&tally, "counter", true, ctx.exclusive).evidence(
+        let tally = tally(run, counter_deltas(None, after).rose);
+        let findings = judge(&tally, "counter increment", true, ctx.exclusive);
+        return Outcome::judged(
+            findings,
+            format!(
+                "the counter's totals hold the {} answered requests",
+                tally.total_expected()
+            ),
+        )
+        .evidence(
             "no baseline scrape: compared to the counter's totals (a lower bound, not exact)",
         );
     };
-    let counted = judge(
-        &tally(run, counter_deltas(Some(before), after)),
-        "counter increment",
-        false,
-        ctx.exclusive,
-    );
+    let counted = counter_deltas(Some(before), after);
+    let counter_tally = tally(run, counted.rose.clone());
+    let mut findings = judge(&counter_tally, "counter increment", false, ctx.exclusive);
     // The histogram must see the same requests: a middleware that observes the duration only
     // on success (or twice) skews every latency panel while the counter looks right.
-    let observed = histogram_count_deltas(Some(before), after);
-    if counted.status != Status::Pass || observed.is_empty() {
-        return counted;
+    let timed = histogram_count_deltas(Some(before), after);
+    if !timed.rose.is_empty() {
+        findings.extend(judge(
+            &tally(run, timed.rose),
+            "fastapi_request_duration_seconds observation",
+            false,
+            ctx.exclusive,
+        ));
     }
-    let timed = judge(
-        &tally(run, observed),
-        "fastapi_request_duration_seconds observation",
-        false,
-        ctx.exclusive,
-    );
-    if timed.status == Status::Pass {
-        counted.evidence("fastapi_request_duration_seconds_count rose by the same, per series")
-    } else {
-        timed
+    if (!findings.is_empty() || !counted.decreased.is_empty())
+        && let Some(cause) = processes_finding(ctx, before, after, &counted.decreased).await
+    {
+        findings.insert(0, cause);
     }
+    Outcome::judged(
+        findings,
+        format!(
+            "every one of {} answered requests has its counter increment and its histogram observation",
+            counter_tally.total_expected()
+        ),
+    )
+}
+
+/// What the process behind `/metrics` says when a counter misbehaves: several processes with
+/// separate registries, a restart, or nothing telling (`None`).
+async fn processes_finding(
+    ctx: &CheckContext,
+    before: &Exposition,
+    after: &Exposition,
+    decreased: &[Decrease],
+) -> Option<Finding> {
+    let mut starts: Vec<Option<f64>> = vec![start_time(before), start_time(after)];
+    let mut totals: Vec<f64> = vec![counter_total(before), counter_total(after)];
+    for _ in 0..PROBE_SCRAPES {
+        let Some(Ok(scrape)) = ctx.fresh_scrape().await else {
+            break;
+        };
+        if let Ok(parsed) = &scrape.parsed {
+            starts.push(start_time(parsed));
+            totals.push(counter_total(parsed));
+        }
+    }
+    let distinct: BTreeSet<u64> = starts.iter().flatten().map(|s| s.to_bits()).collect();
+    // A counter total that falls and rises again across consecutive scrapes: several processes.
+    let falls = totals.windows(2).filter(|w| w[1] < w[0]).count();
+    let rises_after_fall = totals
+        .windows(3)
+        .any(|w| (w[1] < w[0] && w[2] > w[1]) || (w[1] > w[0] && w[2] < w[1]));
+    let examples = decreased.iter().map(|d| {
+        format!(
+            "{} {} {}: {} then {}",
+            d.key.0, d.key.1, d.key.2, d.before, d.after
+        )
+    });
+    let several = distinct.len() > 1 && (is_alternating(&starts) || rises_after_fall);
+    if several || (falls > 0 && rises_after_fall) {
+        return Some(Finding::new(
+            format!(
+                "several processes answer /metrics, each with its own registry: the counter goes down \
+                 and up between scrapes ({} process start times seen in {} scrapes)",
+                distinct.len().max(1),
+                starts.len()
+            ),
+            decreased.len().max(1) as u64,
+            "each worker counts only the requests it served, and a scrape sees one worker: \
+             prometheus_client needs multiprocess mode (PROMETHEUS_MULTIPROC_DIR and a \
+             MultiProcessCollector on the registry /metrics serves) under gunicorn or uvicorn \
+             --workers N; prom-client needs an AggregatorRegistry in the cluster primary; or run \
+             one worker per container and scrape each",
+        )
+        .examples(examples)
+        .example(format!("fastapi_requests_total summed per scrape: {}", join_values(&totals))));
+    }
+    if !decreased.is_empty() {
+        let restarted = matches!((starts[0], starts[1]), (Some(a), Some(b)) if b > a);
+        let (what, hint) = if restarted {
+            (
+                "the service restarted during the run: its counters started again from 0",
+                "find why it restarted (a crash, an OOM kill, a deploy); counters are per process",
+            )
+        } else {
+            (
+                "fastapi_requests_total went down between two scrapes without a restart",
+                "a counter never goes down: count with a Counter's inc(), never set() a gauge-like \
+                 value, and serve one registry per process",
+            )
+        };
+        return Some(Finding::new(what, decreased.len() as u64, hint).examples(examples));
+    }
+    None
+}
+
+/// Whether the process start times go A, B, A: a process answered, another, then the first
+/// again (a restart only ever moves forward).
+fn is_alternating(starts: &[Option<f64>]) -> bool {
+    let seen: Vec<f64> = starts.iter().flatten().copied().collect();
+    seen.windows(2).any(|w| w[1] < w[0])
+        || seen.iter().enumerate().any(|(i, a)| {
+            seen[i + 1..]
+                .iter()
+                .position(|b| b != a)
+                .is_some_and(|j| seen[i + 1 + j..].contains(a))
+        })
+}
+
+fn join_values(values: &[f64]) -> String {
+    values
+        .iter()
+        .map(|v| v.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn start_time(exposition: &Exposition) -> Option<f64> {
+    exposition
+        .family("process_start_time_seconds")?
+        .samples
+        .first()
+        .map(|s| s.value)
+}
+
+fn counter_total(exposition: &Exposition) -> f64 {
+    series_values(exposition, &COUNTER_FAMILIES, "fastapi_requests_total")
+        .values()
+        .sum()
 }
 
 /// `accounting-logs`: one request log line per request, per method/path/status.
@@ -244,52 +376,54 @@ pub async fn logs(ctx: &CheckContext) -> Outcome {
     };
     let expected = answered(run);
     let prefix = run.trace_id_prefix.as_str();
+    let lines = ctx.log_lines().await.unwrap_or_default();
     let dropped = input.buffer.dropped_lines();
-    if dropped > 0 && input.buffer.run_request_lines(prefix).is_none() {
-        return Outcome::error(
-            format!(
-                "{} held {} lines; obsctl keeps the newest {}, too few to account for {expected} requests",
-                input.origin,
-                input.buffer.total_lines(),
-                input.buffer.total_lines() - dropped
-            ),
-            "account over a shorter run, or count the run's lines (its trace_id prefix) in the file itself",
-        );
-    }
-    let count_lines = || {
-        // Past the line cap, only the run's lines counted as they arrived are complete.
-        if input.buffer.dropped_lines() > 0
-            && let Some(observed) = input.buffer.run_request_lines(prefix)
-        {
-            return (true, observed);
-        }
-        let lines = input.buffer.lines();
-        let tagged = lines.iter().any(|l| l.str_field("trace_id").is_some());
-        let mut observed: BTreeMap<Key, u64> = BTreeMap::new();
-        for line in &lines {
-            if tagged
-                && !line
-                    .str_field("trace_id")
-                    .is_some_and(|t| t.starts_with(prefix))
-            {
-                continue;
-            }
-            if let Some(key) = line.request_key() {
-                *observed.entry(key).or_default() += 1;
+    // Past the line cap, only the run's lines counted as they arrived are complete.
+    let counted_on_arrival = if dropped > 0 {
+        match input.buffer.run_request_lines(prefix) {
+            Some(counted) => Some(counted),
+            None => {
+                return Outcome::error(
+                    format!(
+                        "{} held {} lines; obsctl keeps the newest {}, too few to account for {expected} requests",
+                        input.origin,
+                        input.buffer.total_lines(),
+                        input.buffer.total_lines() - dropped
+                    ),
+                    "account over a shorter run, or count the run's lines (its trace_id prefix) in the file itself",
+                );
             }
         }
-        (tagged, observed)
+    } else {
+        None
     };
-    let (tagged, observed) = ctx
-        .poll(|| async {
-            let (tagged, observed) = count_lines();
-            (observed.values().sum::<u64>() >= expected).then_some((tagged, observed))
-        })
-        .await
-        .unwrap_or_else(count_lines);
+    let (tagged, observed) = match counted_on_arrival {
+        Some(counted) => (true, counted),
+        None => {
+            let tagged = lines.iter().any(|l| l.str_field("trace_id").is_some());
+            let mut observed: BTreeMap<Key, u64> = BTreeMap::new();
+            for line in lines.iter().filter(|l| l.is_request_line()) {
+                let ours = line
+                    .str_field("trace_id")
+                    .is_some_and(|t| t.starts_with(prefix));
+                if tagged && !ours {
+                    continue;
+                }
+                if let Some(key) = line.request_key() {
+                    *observed.entry(key).or_default() += 1;
+                }
+            }
+            (tagged, observed)
+        }
+    };
     let tally = tally(run, observed);
-    let outcome = judge(&tally, "request log line", !tagged, ctx.exclusive && tagged);
-    let dropped = input.buffer.dropped_lines();
+    let outcome = Outcome::judged(
+        judge(&tally, "request log line", !tagged, ctx.exclusive && tagged),
+        format!(
+            "every one of {} answered requests has its request log line",
+            tally.total_expected()
+        ),
+    );
     if tagged && dropped > 0 {
         outcome.evidence(format!(
             "lines attributed to the run by trace_id prefix {prefix}, counted while {} was read \
@@ -313,7 +447,7 @@ pub async fn traces(ctx: &CheckContext) -> Outcome {
     let Some(run) = &ctx.run else {
         return Outcome::skip("no run report given", NO_RUN);
     };
-    let Some(receiver) = &ctx.otlp else {
+    let (Some(receiver), Some(spans)) = (&ctx.otlp, ctx.spans().await) else {
         return Outcome::skip(
             "no OTLP receiver in this run",
             "use `obsctl verify`, which receives the spans itself",
@@ -321,31 +455,54 @@ pub async fn traces(ctx: &CheckContext) -> Outcome {
     };
     let expected = answered(run);
     let prefix = run.trace_id_prefix.as_str();
-    let traces_of_run = || -> BTreeSet<String> {
-        receiver
-            .spans()
-            .into_iter()
-            .filter(|s| s.kind == SpanKind::Server && s.trace_id.starts_with(prefix))
-            .map(|s| s.trace_id)
-            .collect()
-    };
-    let found = ctx
-        .poll(|| async {
-            let traces = traces_of_run();
-            (traces.len() as u64 >= expected).then_some(traces)
-        })
-        .await
-        .unwrap_or_else(traces_of_run);
-    let found = found.len() as u64;
-    if found == expected {
+    let run_spans: Vec<_> = spans
+        .iter()
+        .filter(|s| s.trace_id.starts_with(prefix))
+        .collect();
+    let servers: BTreeSet<&str> = run_spans
+        .iter()
+        .filter(|s| s.kind == SpanKind::Server)
+        .map(|s| s.trace_id.as_str())
+        .collect();
+    let found = servers.len() as u64;
+    if found >= expected {
         return Outcome::pass(format!(
             "{found} of {expected} answered requests have a SERVER span in their own trace"
         ));
     }
-    if found == 0 && !receiver.spans().is_empty() {
+    let dropped = receiver.dropped_spans();
+    if dropped > 0 {
+        return Outcome::error(
+            format!(
+                "{found} of {expected} answered requests have a SERVER span, but obsctl's own \
+                 receiver dropped {dropped} spans past its cap: the loss may be obsctl's, not the service's"
+            ),
+            "account over a shorter or slower run, so the receiver keeps every span",
+        );
+    }
+    let traces_with_spans: BTreeSet<&str> = run_spans.iter().map(|s| s.trace_id.as_str()).collect();
+    let kinds: BTreeSet<String> = run_spans
+        .iter()
+        .filter(|s| s.parent_span_id.is_some() && !servers.contains(s.trace_id.as_str()))
+        .filter(|s| s.kind != SpanKind::Server)
+        .map(|s| format!("{:?}", s.kind).to_uppercase())
+        .collect();
+    if found == 0 && !traces_with_spans.is_empty() {
+        return Outcome::fail(
+            format!(
+                "{} of the run's traces have spans, but none of kind SERVER (kinds seen: {})",
+                traces_with_spans.len(),
+                kinds.into_iter().collect::<Vec<_>>().join(", ")
+            ),
+            "the request span must be of kind SERVER: start it with kind=SpanKind.SERVER (the \
+             HTTP server instrumentation does); the trace context was continued correctly",
+        );
+    }
+    if found == 0 && !spans.is_empty() {
         return Outcome::fail(
             format!("spans arrived, but none in the traces obsctl started ({expected} expected)"),
-            "continue the caller's trace: extract the W3C traceparent header (FastAPIInstrumentor does)",
+            "continue the caller's trace: extract the W3C traceparent header (FastAPIInstrumentor \
+             and the Node HTTP instrumentation do; a hand-made span needs the propagator's extract())",
         );
     }
     Outcome::fail(
@@ -367,68 +524,57 @@ pub fn answered(run: &RunReport) -> u64 {
         .sum()
 }
 
-fn judge(tally: &Tally, what: &str, lower_bound: bool, exclusive: bool) -> Outcome {
-    let missing = tally.missing();
-    let extra = if lower_bound || !exclusive {
-        Vec::new()
-    } else {
-        tally.extra()
+/// The findings of a tally: requests the signal lost, and (when the target served only this run)
+/// requests it recorded more than once.
+fn judge(tally: &Tally, what: &str, lower_bound: bool, exclusive: bool) -> Vec<Finding> {
+    let describe = |rows: &[(Key, u64, u64)]| -> Vec<String> {
+        rows.iter()
+            .map(|((m, p, s), want, have)| format!("{m} {p} {s}: sent {want}, seen {have}"))
+            .collect()
     };
     let total = tally.total_expected();
-    let describe = |rows: &[(Key, u64, u64)]| -> String {
-        rows.iter()
-            .take(5)
-            .map(|((m, p, s), want, have)| format!("{m} {p} {s}: sent {want}, seen {have}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    };
-    if missing.is_empty() && extra.is_empty() {
-        return Outcome::pass(format!(
-            "every one of {total} answered requests has its {what}"
-        ));
-    }
+    let mut findings = Vec::new();
+    let missing = tally.missing();
     if !missing.is_empty() {
         let lost: u64 = missing.iter().map(|(_, want, have)| want - have).sum();
-        return Outcome::fail(
-            format!("{lost} of {total} answered requests have no {what}"),
-            "every request must be recorded exactly once, whatever its route or status (404s, 422s and 5xx included)",
-        )
-        .evidence(describe(&missing));
+        findings.push(
+            Finding::new(
+                format!("{lost} of {total} answered requests have no {what}"),
+                lost,
+                "every request must be recorded exactly once, whatever its route or status (404s, \
+                 422s and 5xx included): record it in the outermost middleware, after the response",
+            )
+            .examples(describe(&missing)),
+        );
     }
-    let doubled: u64 = extra.iter().map(|(_, want, have)| have - want).sum();
-    Outcome::fail(
-        format!("{doubled} more {what}s than requests sent ({total}): something is recorded twice"),
-        "record each request once, in one middleware",
-    )
-    .evidence(describe(&extra))
+    if !lower_bound && exclusive {
+        let extra = tally.extra();
+        if !extra.is_empty() {
+            let doubled: u64 = extra.iter().map(|(_, want, have)| have - want).sum();
+            findings.push(
+                Finding::new(
+                    format!(
+                        "{doubled} more {what}s than requests sent ({total}): something is recorded twice"
+                    ),
+                    doubled,
+                    "record each request once, in one middleware",
+                )
+                .examples(describe(&extra)),
+            );
+        }
+    }
+    findings
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn set(items: &[&str]) -> BTreeSet<String> {
-        items.iter().map(|s| (*s).to_owned()).collect()
-    }
-
     #[test]
-    fn templates_and_raw_paths_both_resolve() {
-        let templates = set(&["/api/users/{user_id}", "/health", "<unmatched>"]);
-        assert_eq!(
-            resolve("/api/users/7", &templates),
-            Some("/api/users/{user_id}")
-        );
-        assert_eq!(resolve("/health", &templates), Some("/health"));
-        assert_eq!(resolve("/nope", &templates), Some("<unmatched>"));
-        let raw = set(&["/api/users/7", "/api/users/8"]);
-        assert_eq!(resolve("/api/users/8", &raw), Some("/api/users/8"));
-        assert_eq!(resolve("/api/users/9", &raw), None);
-    }
-
-    #[test]
-    fn template_segments_need_a_value() {
-        assert!(path_matches("/api/users/{id}", "/api/users/1"));
-        assert!(!path_matches("/api/users/{id}", "/api/users/"));
-        assert!(!path_matches("/api/users/{id}", "/api/users/1/x"));
+    fn alternating_processes_are_told_from_a_restart() {
+        assert!(is_alternating(&[Some(1.0), Some(2.0), Some(1.0)]));
+        assert!(is_alternating(&[Some(2.0), Some(1.0)]));
+        assert!(!is_alternating(&[Some(1.0), Some(2.0), Some(2.0)]));
+        assert!(!is_alternating(&[Some(1.0), None, Some(1.0)]));
     }
 }

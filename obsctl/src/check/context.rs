@@ -13,16 +13,27 @@ use crate::report::RunReport;
 use crate::sources::exposition::Exposition;
 use crate::sources::grafana::{Grafana, GrafanaAuth};
 use crate::sources::http::{HttpClient, SourceError};
-use crate::sources::logs::LogBuffer;
+use crate::sources::logs::{LogBuffer, LogLine};
 use crate::sources::loki::Loki;
 use crate::sources::otlp::OtlpReceiver;
 use crate::sources::prometheus::Prometheus;
+use crate::sources::span::{ReceivedSpan, SpanKind};
 use crate::sources::target::{MetricsEndpoint, MetricsScrape};
 use crate::sources::tempo::Tempo;
 use crate::sources::window::TimeWindow;
 
 /// How often polling checks ask again while waiting for ingestion.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// How long the span export must stay quiet before the spans are judged.
+const QUIET: Duration = Duration::from_millis(400);
+
+/// The families whose absence on a first scrape means "no request observed yet".
+const REQUEST_FAMILIES: [&str; 3] = [
+    "fastapi_requests_total",
+    "fastapi_requests",
+    "fastapi_request_duration_seconds",
+];
 
 /// Backend log lines and where they came from.
 #[derive(Debug, Clone)]
@@ -79,9 +90,18 @@ pub struct CheckContext {
     /// The target serves only this run (obsctl spawned it): observations beyond the run's
     /// requests are failures, not other clients' traffic.
     pub exclusive: bool,
+    /// Prometheus must scrape the target at its own address (obsctl configured it): a target
+    /// found only by its series is not accepted.
+    pub exact_prometheus_target: bool,
     /// Polling for ingestion (scrapes, batch export, log shipping) stops here.
     pub deadline: Instant,
     scrape: OnceCell<Result<MetricsScrape, ScrapeFailure>>,
+    /// The log lines as judged: one snapshot per evaluation, so every check counts the same.
+    log_snapshot: OnceCell<Vec<LogLine>>,
+    /// The spans as judged: one snapshot per evaluation.
+    span_snapshot: OnceCell<Vec<ReceivedSpan>>,
+    /// Tempo's verdict, asked once and shared by the checks Tempo proves.
+    pub tempo_verdict: OnceCell<crate::check::model::Outcome>,
 }
 
 /// Why `/metrics` gave nothing to check.
@@ -111,8 +131,12 @@ impl CheckContext {
             run: None,
             baseline: None,
             exclusive: false,
+            exact_prometheus_target: false,
             deadline: Instant::now() + wait,
             scrape: OnceCell::new(),
+            log_snapshot: OnceCell::new(),
+            span_snapshot: OnceCell::new(),
+            tempo_verdict: OnceCell::new(),
         }
     }
 
@@ -141,18 +165,120 @@ impl CheckContext {
 
     /// The target's `/metrics`, scraped once and shared by every metrics check.
     /// `None` when no target was given; `Some(Err(..))` when the scrape failed.
+    ///
+    /// A service that has answered no request yet may not show its request metrics at all (the
+    /// Rust `prometheus` crate omits a labelled family until its first observation): when the
+    /// first scrape lacks both, the scrape itself was a request, and a second one is taken.
     pub async fn scrape(&self) -> Option<&Result<MetricsScrape, ScrapeFailure>> {
         let endpoint = self.metrics.as_ref()?;
         Some(
             self.scrape
                 .get_or_init(|| async {
-                    endpoint.scrape().await.map_err(|e| ScrapeFailure {
-                        message: e.to_string(),
-                        answered: matches!(e, SourceError::Status(_)),
-                    })
+                    let first = Self::scrape_once(endpoint).await;
+                    let unobserved = first.as_ref().is_ok_and(|s| {
+                        s.parsed.as_ref().is_ok_and(|p| {
+                            REQUEST_FAMILIES.iter().all(|name| p.family(name).is_none())
+                        })
+                    });
+                    if unobserved {
+                        Self::scrape_once(endpoint).await
+                    } else {
+                        first
+                    }
                 })
                 .await,
         )
+    }
+
+    /// One fresh scrape of the target's `/metrics` (not the shared one), for checks that compare
+    /// scrapes over time.
+    pub async fn fresh_scrape(&self) -> Option<Result<MetricsScrape, ScrapeFailure>> {
+        Some(Self::scrape_once(self.metrics.as_ref()?).await)
+    }
+
+    async fn scrape_once(endpoint: &MetricsEndpoint) -> Result<MetricsScrape, ScrapeFailure> {
+        endpoint.scrape().await.map_err(|e| ScrapeFailure {
+            message: e.to_string(),
+            answered: matches!(e, SourceError::Status(_)),
+        })
+    }
+
+    /// The log lines every log check judges: taken once, after waiting (until the deadline at
+    /// most) for the run's request lines, or for one request line when there is no run.
+    /// `None` when no log source was given.
+    pub async fn log_lines(&self) -> Option<&[LogLine]> {
+        let input = self.logs.as_ref()?;
+        let lines = self
+            .log_snapshot
+            .get_or_init(|| async {
+                let expected = self.run.as_ref().map(crate::check::accounting::answered);
+                let prefix = self.run.as_ref().map(|r| r.trace_id_prefix.clone());
+                let settled = |lines: &[LogLine]| {
+                    let requests = lines.iter().filter(|l| l.is_request_line());
+                    match (expected, &prefix) {
+                        (Some(expected), Some(prefix)) => {
+                            let (tagged, all) = requests.fold((0u64, 0u64), |(t, a), l| {
+                                let ours = l
+                                    .str_field("trace_id")
+                                    .is_some_and(|t| t.starts_with(prefix.as_str()));
+                                (t + u64::from(ours), a + 1)
+                            });
+                            tagged >= expected || (tagged == 0 && all >= expected)
+                        }
+                        _ => requests.count() > 0,
+                    }
+                };
+                input.buffer.wait_for_lines(settled, self.remaining()).await
+            })
+            .await;
+        Some(lines)
+    }
+
+    /// The spans every trace check judges: taken once, after waiting (until the deadline at
+    /// most) for a span in each of the run's traces, or for one SERVER span of the service when
+    /// there is no run, and then for the export to go quiet. `None` without a receiver.
+    pub async fn spans(&self) -> Option<&[ReceivedSpan]> {
+        let receiver = self.otlp.as_ref()?;
+        let spans = self
+            .span_snapshot
+            .get_or_init(|| async {
+                let expected = self.run.as_ref().map(crate::check::accounting::answered);
+                let prefix = self.run.as_ref().map(|r| r.trace_id_prefix.clone());
+                let service = self.service.as_str();
+                let settled = |spans: &[ReceivedSpan]| match (expected, &prefix) {
+                    (Some(expected), Some(prefix)) => {
+                        let traces: std::collections::HashSet<&str> = spans
+                            .iter()
+                            .filter(|s| s.trace_id.starts_with(prefix.as_str()))
+                            .map(|s| s.trace_id.as_str())
+                            .collect();
+                        traces.len() as u64 >= expected
+                    }
+                    _ => spans.iter().any(|s| {
+                        s.kind == SpanKind::Server && s.service_name.as_deref() == Some(service)
+                    }),
+                };
+                receiver.wait_until(settled, self.remaining()).await;
+                // Children and late batches: wait until nothing new arrives for a moment.
+                loop {
+                    let before = receiver.span_count();
+                    let quiet = QUIET.min(self.remaining());
+                    if quiet.is_zero() {
+                        break;
+                    }
+                    if !receiver.wait_until(|s| s.len() > before, quiet).await {
+                        break;
+                    }
+                }
+                receiver.spans()
+            })
+            .await;
+        Some(spans)
+    }
+
+    /// Time left until the deadline.
+    pub fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
     }
 
     /// The run's window widened by a margin for clock skew and ingestion timestamps, or the

@@ -1,17 +1,24 @@
 //! Log checks on the service's own output (captured stdout, a file or stdin): every line a JSON
-//! object with the contract keys, and request lines with the Part 6 fields and types.
+//! object with the contract keys; request lines with the checklist's fields and types; and, as
+//! advice, levels that follow the status and RFC 3339 UTC timestamps.
+//!
+//! A request line is a line whose request fields hold request values
+//! ([`LogLine::is_request_line`]): a formatter that prints `"endpoint": null` on every other line
+//! does not turn those lines into requests.
+
+use std::collections::BTreeMap;
 
 use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::context::{CheckContext, LogInput};
-use super::model::Outcome;
+use super::model::{Finding, Outcome};
 use crate::sources::logs::LogLine;
 
 /// Keys every line carries.
 pub const LINE_KEYS: [&str; 4] = ["timestamp", "level", "service", "message"];
-/// Keys every request line carries (Part 6).
+/// Keys every request line carries (the checklist's words).
 pub const REQUEST_KEYS: [&str; 7] = [
     "timestamp",
     "level",
@@ -21,241 +28,287 @@ pub const REQUEST_KEYS: [&str; 7] = [
     "status_code",
     "duration_ms",
 ];
-const LEVELS: [&str; 4] = ["DEBUG", "INFO", "WARNING", "ERROR"];
+/// Level names a line may carry (Python's logging names, `CRITICAL` included).
+const LEVELS: [&str; 5] = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"];
 const NO_LOGS: &str = "pass --logs FILE (or - for stdin) with the service's stdout, or use `obsctl verify`, which captures it";
+const STDERR_HINT: &str =
+    "log to stdout: Python's logging.StreamHandler() writes to stderr unless given sys.stdout";
+
+/// Findings grouped by kind: what is wrong, the lines it is wrong on, and the fix.
+#[derive(Default)]
+struct Problems {
+    by_kind: BTreeMap<String, (String, u64, Vec<String>)>,
+    order: Vec<String>,
+}
+
+impl Problems {
+    fn add(&mut self, kind: impl Into<String>, hint: &str, example: String) {
+        let kind = kind.into();
+        let entry = self.by_kind.entry(kind.clone()).or_insert_with(|| {
+            self.order.push(kind);
+            (hint.to_owned(), 0, Vec::new())
+        });
+        entry.1 += 1;
+        if entry.2.len() < super::model::MAX_EXAMPLES {
+            entry.2.push(example);
+        }
+    }
+
+    fn findings(mut self, of: usize, noun: &str) -> Vec<Finding> {
+        self.order
+            .iter()
+            .filter_map(|kind| {
+                let (hint, count, examples) = self.by_kind.remove(kind)?;
+                Some(
+                    Finding::new(format!("{kind} ({count} of {of} {noun})"), count, hint)
+                        .examples(examples),
+                )
+            })
+            .collect()
+    }
+}
+
+/// The lines to judge, or the outcome that says why there are none.
+async fn lines_or_outcome(ctx: &CheckContext) -> Result<(&LogInput, &[LogLine]), Outcome> {
+    let (Some(input), Some(lines)) = (&ctx.logs, ctx.log_lines().await) else {
+        return Err(Outcome::skip("no log source given", NO_LOGS));
+    };
+    if lines.is_empty() {
+        return Err(empty(input));
+    }
+    Ok((input, lines))
+}
 
 /// `logs-json-stdout`: every stdout line is a JSON object with timestamp, level, service, message.
 pub async fn json_lines(ctx: &CheckContext) -> Outcome {
-    let Some(input) = &ctx.logs else {
-        return Outcome::skip("no log source given", NO_LOGS);
+    let (input, lines) = match lines_or_outcome(ctx).await {
+        Ok(found) => found,
+        Err(outcome) => return outcome,
     };
-    let lines = wait_for_request_lines(ctx, input).await;
-    if lines.is_empty() {
-        return empty(input);
-    }
-    let not_json: Vec<&LogLine> = lines.iter().filter(|l| l.parsed.is_err()).collect();
-    if !not_json.is_empty() {
-        let first = not_json[0];
-        return Outcome::fail(
-            format!(
-                "{} of {} lines in {} are not JSON objects",
-                not_json.len(),
-                lines.len(),
-                input.origin
-            ),
+    let mut problems = Problems::default();
+    for line in lines {
+        let Err(issue) = &line.parsed else { continue };
+        problems.add(
+            "lines are not JSON objects",
             "format every log record as one JSON object per line (python-json-logger with a \
-             format that includes timestamp and level, or a JSON formatter)",
-        )
-        .evidence(format!("line {}: {}", first.number, clip(&first.text)));
+             format that names timestamp and level, pino, or a JSON formatter)",
+            format!("line {}: {} ({issue})", line.number, clip(&line.text)),
+        );
     }
-    let mut problems = Vec::new();
-    for line in &lines {
+    for line in lines.iter().filter(|l| l.parsed.is_ok()) {
         for key in LINE_KEYS {
-            if line.field(key).is_none() {
-                problems.push(format!("line {}: no `{key}`", line.number));
+            match line.field(key) {
+                None | Some(Value::Null) => problems.add(
+                    format!("lines without `{key}`"),
+                    "every line needs timestamp, level, service and message (python-json-logger \
+                     prints only `message` unless its format names the others; add `service` as a \
+                     static field)",
+                    format!("line {}: {}", line.number, clip(&line.text)),
+                ),
+                Some(_) => {}
             }
         }
         if let Some(issue) = line
             .field("service")
+            .filter(|s| !s.is_null())
             .and_then(|s| wrong_service(s, &ctx.service))
         {
-            problems.push(format!("line {}: {issue}", line.number));
-        }
-    }
-    if !problems.is_empty() {
-        return Outcome::fail(
-            format!("{} problems in {} JSON lines", problems.len(), lines.len()),
-            "every line needs timestamp, level, service and message (python-json-logger prints \
-             only `message` unless its format names the others)",
-        )
-        .evidence(
-            problems
-                .iter()
-                .take(5)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("; "),
-        );
-    }
-    Outcome::pass(format!(
-        "{} JSON lines from {}, each with timestamp, level, service, message",
-        lines.len(),
-        input.origin
-    ))
-}
-
-/// `logs-fields`: request lines carry the seven Part 6 fields with the right types.
-pub async fn request_fields(ctx: &CheckContext) -> Outcome {
-    let Some(input) = &ctx.logs else {
-        return Outcome::skip("no log source given", NO_LOGS);
-    };
-    let lines = wait_for_request_lines(ctx, input).await;
-    if lines.is_empty() {
-        return empty(input);
-    }
-    let requests: Vec<&LogLine> = lines.iter().filter(|l| is_request_line(l)).collect();
-    if requests.is_empty() {
-        let on_stderr = input
-            .stderr
-            .as_ref()
-            .map(|stderr| stderr.lines().into_iter().filter(is_request_line).count())
-            .unwrap_or(0);
-        if on_stderr > 0 {
-            return Outcome::fail(
-                format!(
-                    "no request lines on {}, but {on_stderr} on stderr",
-                    input.origin
-                ),
-                "log to stdout: logging.StreamHandler() writes to stderr unless given sys.stdout",
+            problems.add(
+                "lines of another service",
+                "set `service` to the service's name (OTEL_SERVICE_NAME), or pass --service",
+                format!("line {}: {issue}", line.number),
             );
         }
-        return Outcome::fail(
-            format!(
-                "none of the {} lines is a request line (with endpoint, method or status_code)",
-                lines.len()
-            ),
-            "log one line per request after the response, with endpoint, method, status_code and duration_ms",
-        );
     }
-    let mut problems: Vec<String> = Vec::new();
+    Outcome::judged(
+        problems.findings(lines.len(), "lines"),
+        format!(
+            "{} JSON lines from {}, each with timestamp, level, service, message",
+            lines.len(),
+            input.origin
+        ),
+    )
+}
+
+/// `logs-fields`: request lines carry the seven fields of the checklist with the right types.
+pub async fn request_fields(ctx: &CheckContext) -> Outcome {
+    let (input, lines) = match lines_or_outcome(ctx).await {
+        Ok(found) => found,
+        Err(outcome) => return outcome,
+    };
+    let requests: Vec<&LogLine> = lines.iter().filter(|l| l.is_request_line()).collect();
+    if requests.is_empty() {
+        return no_request_lines(input, lines.len());
+    }
+    let mut problems = Problems::default();
     for line in &requests {
-        problems.extend(
-            field_problems(line, &ctx.service)
-                .into_iter()
-                .map(|p| format!("line {}: {p}", line.number)),
-        );
+        for key in REQUEST_KEYS {
+            let example = format!("line {}: {}", line.number, clip(&line.text));
+            match line.field(key) {
+                None | Some(Value::Null) => problems.add(
+                    format!("request lines without `{key}`"),
+                    "log one line per request after the response, with endpoint, method, \
+                     status_code and duration_ms besides timestamp, level and service",
+                    example,
+                ),
+                Some(value) => {
+                    if let Some((kind, hint)) = type_problem(key, value, &ctx.service) {
+                        problems.add(kind, hint, example);
+                    }
+                }
+            }
+        }
     }
-    if problems.is_empty() {
-        return Outcome::pass(format!(
+    Outcome::judged(
+        problems.findings(requests.len(), "request lines"),
+        format!(
             "{} request lines, each with {}",
             requests.len(),
             REQUEST_KEYS.join(", ")
-        ));
-    }
-    Outcome::fail(
-        format!(
-            "{} problems in {} request lines",
-            problems.len(),
-            requests.len()
         ),
-        "each request line needs timestamp (RFC 3339, UTC), level (by status: 5xx ERROR, 4xx \
-         WARNING, else INFO), service, endpoint, method, status_code (a number), duration_ms (a \
-         number), and trace_id / span_id as the request span's lowercase hex ids",
-    )
-    .evidence(
-        problems
-            .iter()
-            .take(6)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("; "),
     )
 }
 
-/// Whether a line describes a request (and so must carry the request fields).
-pub fn is_request_line(line: &LogLine) -> bool {
-    ["endpoint", "status_code", "method"]
-        .iter()
-        .any(|k| line.field(k).is_some())
-}
-
-/// Everything wrong with one request line: the Part 6 keys and their types, the level its
-/// status calls for, and the correlation ids when the line carries them.
-pub fn field_problems(line: &LogLine, service: &str) -> Vec<String> {
-    let mut problems = Vec::new();
-    for key in REQUEST_KEYS {
-        let Some(value) = line.field(key) else {
-            problems.push(format!("no `{key}`"));
+/// `logs-level-by-status`: 5xx at ERROR, 4xx at WARNING, the rest at INFO.
+pub async fn level_by_status(ctx: &CheckContext) -> Outcome {
+    let (input, lines) = match lines_or_outcome(ctx).await {
+        Ok(found) => found,
+        Err(outcome) => return outcome,
+    };
+    let requests: Vec<&LogLine> = lines.iter().filter(|l| l.is_request_line()).collect();
+    if requests.is_empty() {
+        return Outcome::skip(
+            format!("no request lines in {}", input.origin),
+            "see the logs-fields check",
+        );
+    }
+    let mut problems = Problems::default();
+    for line in &requests {
+        let (Some(status), Some(level)) = (line.status_code(), line.str_field("level")) else {
             continue;
         };
-        if let Some(problem) = type_problem(key, value, service) {
-            problems.push(problem);
-        }
-    }
-    if let (Some(status), Some(level)) = (
-        line.field("status_code").and_then(Value::as_u64),
-        line.str_field("level"),
-    ) {
         let expected = match status {
             500.. => "ERROR",
             400..=499 => "WARNING",
             _ => "INFO",
         };
-        if LEVELS.contains(&level) && level != expected {
-            problems.push(format!(
-                "status {status} logged at {level} (5xx is ERROR, 4xx WARNING, else INFO)"
-            ));
+        let alias = match expected {
+            "ERROR" => "CRITICAL",
+            "WARNING" => "WARN",
+            _ => expected,
+        };
+        if !level.eq_ignore_ascii_case(expected) && !level.eq_ignore_ascii_case(alias) {
+            problems.add(
+                format!("{}xx answers logged at {level}", status / 100),
+                "log the request line at the level of its outcome: 5xx ERROR, 4xx WARNING, else \
+                 INFO, so a level filter in Grafana finds the failures",
+                format!("line {}: status {status} at {level}", line.number),
+            );
         }
     }
-    for (key, digits) in [("trace_id", 32), ("span_id", 16)] {
-        if let Some(value) = line.field(key)
-            && let Some(problem) = id_problem(key, value, digits)
-        {
-            problems.push(problem);
-        }
-    }
-    problems
+    Outcome::judged(
+        problems.findings(requests.len(), "request lines"),
+        format!(
+            "{} request lines, each at the level of its status",
+            requests.len()
+        ),
+    )
 }
 
-/// A `trace_id` / `span_id` must be the span's id as lowercase hex; all zeros is the invalid
-/// id a logger writes when no span is active (logging after the span ended, say).
-fn id_problem(key: &str, value: &Value, digits: usize) -> Option<String> {
-    let Some(id) = value.as_str() else {
-        return Some(format!(
-            "{key} {value} is not a string of {digits} hex digits"
-        ));
+/// `logs-timestamp-format`: timestamps are RFC 3339 with a UTC offset.
+pub async fn timestamp_format(ctx: &CheckContext) -> Outcome {
+    let (_, lines) = match lines_or_outcome(ctx).await {
+        Ok(found) => found,
+        Err(outcome) => return outcome,
     };
-    let hex = id.len() == digits
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    if !hex {
-        Some(format!(
-            "{key} {value} is not {digits} lowercase hex digits"
-        ))
-    } else if id.bytes().all(|b| b == b'0') {
-        Some(format!(
-            "{key} is all zeros: no span was active when the line was written"
-        ))
-    } else {
-        None
-    }
-}
-
-fn type_problem(key: &str, value: &Value, service: &str) -> Option<String> {
-    match key {
-        "timestamp" => match value
+    let mut problems = Problems::default();
+    let mut judged = 0;
+    for line in lines {
+        let Some(value) = line.field("timestamp").filter(|v| !v.is_null()) else {
+            continue;
+        };
+        judged += 1;
+        let example = format!("line {}: timestamp {value}", line.number);
+        match value
             .as_str()
             .and_then(|ts| OffsetDateTime::parse(ts, &Rfc3339).ok())
         {
-            Some(ts) if ts.offset().is_utc() => None,
-            Some(_) => Some(format!("timestamp {value} is not in UTC")),
-            None => Some(format!("timestamp {value} is not RFC 3339")),
-        },
+            Some(ts) if ts.offset().is_utc() => {}
+            Some(_) => problems.add(
+                "timestamps not in UTC",
+                "write timestamps in UTC (a `Z` suffix), so lines from every host sort together",
+                example,
+            ),
+            None => problems.add(
+                "timestamps that are not RFC 3339",
+                "write RFC 3339 timestamps such as 2026-01-01T10:00:00.123Z (python-json-logger: \
+                 a formatTime override or `timestamp=True`; pino: `timestamp: pino.stdTimeFunctions.isoTime`)",
+                example,
+            ),
+        }
+    }
+    if judged == 0 {
+        return Outcome::skip(
+            "no line carries a timestamp",
+            "see the logs-json-stdout check",
+        );
+    }
+    Outcome::judged(
+        problems.findings(judged, "lines"),
+        format!("{judged} timestamps, all RFC 3339 in UTC"),
+    )
+}
+
+/// The type a request field must have; the finding's kind and fix when it has another.
+fn type_problem(key: &str, value: &Value, service: &str) -> Option<(String, &'static str)> {
+    let is_string = value.is_string();
+    match key {
+        "timestamp" if !is_string => Some((
+            format!("`timestamp` is not a string (e.g. {value})"),
+            "write the timestamp as an RFC 3339 string",
+        )),
         "level" => match value.as_str() {
-            Some(level) if LEVELS.contains(&level) => None,
-            _ => Some(format!(
-                "level {value} is not one of DEBUG, INFO, WARNING, ERROR"
+            Some(level) if LEVELS.contains(&level.to_ascii_uppercase().as_str()) => None,
+            _ => Some((
+                format!("`level` {value} is not one of DEBUG, INFO, WARNING, ERROR"),
+                "write the level's name (pino: a `formatters.level` that returns the label, upper-cased)",
             )),
         },
-        "service" => wrong_service(value, service),
+        "service" => wrong_service(value, service).map(|issue| {
+            (
+                issue,
+                "set `service` to the service's name (OTEL_SERVICE_NAME), or pass --service",
+            )
+        }),
         "endpoint" => match value.as_str() {
             Some(path) if path.starts_with('/') => None,
-            _ => Some(format!("endpoint {value} is not a path")),
-        },
-        "method" => value
-            .as_str()
-            .is_none()
-            .then(|| format!("method {value} is not a string")),
-        "status_code" => match value.as_u64() {
-            Some(code) if (100..600).contains(&code) => None,
-            _ => Some(format!(
-                "status_code {value} is not a number from 100 to 599"
+            _ => Some((
+                format!("`endpoint` is not a path (e.g. {value})"),
+                "log the request's path (request.url.path), starting with /",
             )),
         },
-        "duration_ms" => match value.as_f64() {
-            Some(ms) if ms >= 0.0 => None,
-            _ => Some(format!("duration_ms {value} is not a non-negative number")),
+        "method" if !is_string => Some((
+            format!("`method` is not a string (e.g. {value})"),
+            "log the HTTP method as a string",
+        )),
+        "status_code" => match value {
+            Value::Number(n) if n.as_u64().is_some_and(|c| (100..600).contains(&c)) => None,
+            Value::String(_) => Some((
+                format!("`status_code` is a string ({value}), not a number"),
+                "log the status as a JSON number (response.status_code, not str(...)): a string \
+                 breaks numeric filters such as | status_code >= 500 in LogQL",
+            )),
+            _ => Some((
+                format!("`status_code` {value} is not a number from 100 to 599"),
+                "log the response's status code as a number",
+            )),
+        },
+        "duration_ms" => match value {
+            Value::Number(n) if n.as_f64().is_some_and(|ms| ms >= 0.0) => None,
+            _ => Some((
+                format!("`duration_ms` is not a non-negative number (e.g. {value})"),
+                "log the duration in milliseconds as a JSON number",
+            )),
         },
         _ => None,
     }
@@ -268,15 +321,34 @@ fn wrong_service(value: &Value, service: &str) -> Option<String> {
     }
 }
 
-/// The lines, once at least one request line arrived or the deadline passed.
-async fn wait_for_request_lines(ctx: &CheckContext, input: &LogInput) -> Vec<LogLine> {
-    let found = ctx
-        .poll(|| async {
-            let lines = input.buffer.lines();
-            lines.iter().any(is_request_line).then_some(lines)
+/// No request line among the lines: say where they might have gone.
+fn no_request_lines(input: &LogInput, total: usize) -> Outcome {
+    let on_stderr = input
+        .stderr
+        .as_ref()
+        .map(|stderr| {
+            stderr
+                .lines()
+                .iter()
+                .filter(|l| l.is_request_line())
+                .count()
         })
-        .await;
-    found.unwrap_or_else(|| input.buffer.lines())
+        .unwrap_or(0);
+    if on_stderr > 0 {
+        return Outcome::fail(
+            format!(
+                "no request lines on {}, but {on_stderr} on stderr",
+                input.origin
+            ),
+            STDERR_HINT,
+        );
+    }
+    Outcome::fail(
+        format!(
+            "none of the {total} lines is a request line (with endpoint, method or status_code)"
+        ),
+        "log one line per request after the response, with endpoint, method, status_code and duration_ms",
+    )
 }
 
 /// No lines at all: say where they might have gone.
@@ -293,7 +365,7 @@ fn empty(input: &LogInput) -> Outcome {
                 input.origin,
                 lines.len()
             ),
-            "log to stdout: logging.StreamHandler() writes to stderr unless given sys.stdout",
+            STDERR_HINT,
         )
         .evidence(format!(
             "stderr line {}: {}",
@@ -307,7 +379,8 @@ fn empty(input: &LogInput) -> Outcome {
     }
 }
 
-fn clip(text: &str) -> String {
+/// The first 160 characters of a line, for evidence.
+pub fn clip(text: &str) -> String {
     let mut clipped: String = text.chars().take(160).collect();
     if clipped.len() < text.len() {
         clipped.push('…');

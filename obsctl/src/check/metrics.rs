@@ -4,8 +4,9 @@
 use std::collections::BTreeSet;
 
 use super::context::CheckContext;
-use super::model::Outcome;
-use crate::sources::exposition::{MetricFamily, MetricType};
+use super::model::{Finding, Outcome};
+use super::paths;
+use crate::sources::exposition::{HistogramSeries, Labels, MetricFamily, MetricType};
 use crate::sources::target::MetricsScrape;
 
 /// The request counter of the contract.
@@ -60,6 +61,9 @@ pub async fn endpoint(ctx: &CheckContext) -> Outcome {
         )
         .evidence(evidence);
     }
+    if let Some(finding) = duplicate_series(parsed) {
+        return Outcome::judged(vec![finding], "").evidence(evidence);
+    }
     if !scrape.content_type_is_prometheus_text() {
         return Outcome::fail(
             format!(
@@ -108,9 +112,19 @@ pub async fn requests_counter(ctx: &CheckContext) -> Outcome {
         .filter(|s| s.name == REQUESTS_TOTAL)
         .count();
     if series == 0 {
-        return Outcome::fail(
-            format!("{REQUESTS_TOTAL} is declared but has no series"),
-            "count requests in a middleware that runs for every request; send traffic first (obsctl load)",
+        // A family declared before its first observation (prometheus_client prints it): nothing
+        // to judge yet, unless requests were sent, which must have been counted.
+        if ctx.run.is_some() {
+            return Outcome::fail(
+                format!("{REQUESTS_TOTAL} is declared but has no series after the run's requests"),
+                "count requests in a middleware that runs for every request",
+            );
+        }
+        return Outcome::skip(
+            format!(
+                "{REQUESTS_TOTAL} is declared, as a counter with the contract's labels, but has no series yet"
+            ),
+            "send traffic first (obsctl load), or use obsctl verify",
         );
     }
     Outcome::pass(format!(
@@ -146,12 +160,41 @@ pub async fn duration_histogram(ctx: &CheckContext) -> Outcome {
     }
     let series = family.histogram_series();
     if series.is_empty() {
+        if ctx.run.is_none() {
+            return Outcome::skip(
+                format!(
+                    "{DURATION} is declared, as a histogram with the contract's labels, but has no series yet"
+                ),
+                "send traffic first (obsctl load), or use obsctl verify",
+            );
+        }
         return Outcome::fail(
-            format!("{DURATION} has no series"),
+            format!("{DURATION} has no series after the run's requests"),
             "observe every request's duration in the middleware",
         );
     }
-    for one in &series {
+    let findings = histogram_findings(&series);
+    Outcome::judged(
+        findings,
+        format!(
+            "histogram with the contract's labels and 10 buckets, cumulative and consistent: {} series",
+            series.len()
+        ),
+    )
+}
+
+/// Everything wrong with the histogram's series, per kind: bounds, missing parts, and values
+/// (cumulative buckets, `+Inf` equal to `_count`, a `_sum` the buckets allow).
+fn histogram_findings(series: &[HistogramSeries]) -> Vec<Finding> {
+    let mut kinds: Vec<(String, &'static str, Vec<String>)> = Vec::new();
+    let mut add = |what: String, hint: &'static str, labels: &Labels| {
+        let example = format!("series {}", show_labels(labels));
+        match kinds.iter_mut().find(|(w, _, _)| *w == what) {
+            Some((_, _, examples)) => examples.push(example),
+            None => kinds.push((what, hint, vec![example])),
+        }
+    };
+    for one in series {
         let bounds: Vec<f64> = one
             .buckets
             .iter()
@@ -159,31 +202,117 @@ pub async fn duration_histogram(ctx: &CheckContext) -> Outcome {
             .filter(|le| le.is_finite())
             .collect();
         if bounds != BUCKETS {
-            return Outcome::fail(
+            add(
                 format!(
                     "{DURATION} has buckets {} instead of {}",
                     list(&bounds),
                     list(&BUCKETS)
                 ),
                 "set buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)",
-            )
-            .evidence(format!("series {:?}", one.labels));
+                &one.labels,
+            );
         }
-        if !one.buckets.iter().any(|(le, _)| *le == f64::INFINITY)
-            || one.sum.is_none()
-            || one.count.is_none()
-        {
-            return Outcome::fail(
+        let inf = one
+            .buckets
+            .iter()
+            .find(|(le, _)| *le == f64::INFINITY)
+            .map(|(_, v)| *v);
+        let (Some(inf), Some(sum), Some(count)) = (inf, one.sum, one.count) else {
+            add(
                 format!("{DURATION} series lacks its +Inf bucket, _sum or _count"),
                 "expose the histogram with the client library's encoder",
-            )
-            .evidence(format!("series {:?}", one.labels));
+                &one.labels,
+            );
+            continue;
+        };
+        if one.buckets.windows(2).any(|w| w[1].1 < w[0].1) {
+            add(
+                format!("{DURATION} bucket counts are not cumulative (a larger `le` counts fewer)"),
+                "each bucket counts every observation up to its bound, smaller ones included: observe() with the client library, never write per-bucket counts by hand",
+                &one.labels,
+            );
+        }
+        if inf != count {
+            add(
+                format!("{DURATION}: the +Inf bucket differs from _count"),
+                "+Inf counts every observation, as _count does: observe() with the client library",
+                &one.labels,
+            );
+        }
+        if !sum.is_finite() || sum < 0.0 || !sum_fits_buckets(one, sum) {
+            add(
+                format!("{DURATION}: _sum is not what the bucket counts allow"),
+                "add each observed duration to _sum in the buckets' unit (seconds): a _sum in milliseconds, or negative, breaks the average-latency panel",
+                &one.labels,
+            );
         }
     }
-    Outcome::pass(format!(
-        "histogram with the contract's labels and 10 buckets: {} series",
-        series.len()
-    ))
+    kinds
+        .into_iter()
+        .map(|(what, hint, examples)| {
+            let count = examples.len() as u64;
+            Finding::new(
+                format!("{what} ({count} of {} series)", series.len()),
+                count,
+                hint,
+            )
+            .examples(examples)
+        })
+        .collect()
+}
+
+/// Whether `sum` lies between the smallest and the largest total the bucket counts allow: an
+/// observation in bucket (a, b] is above a and at most b. Only judged when no observation is
+/// beyond the last finite bound (those have no upper limit).
+fn sum_fits_buckets(series: &HistogramSeries, sum: f64) -> bool {
+    let mut low = 0.0;
+    let mut high = 0.0;
+    let mut previous = (0.0_f64, 0.0_f64);
+    for &(le, cumulative) in &series.buckets {
+        let in_bucket = (cumulative - previous.1).max(0.0);
+        if in_bucket > 0.0 {
+            // 0 x +Inf is NaN: only buckets that hold observations add to the limits.
+            low += in_bucket * previous.0.max(0.0);
+            high += in_bucket * le;
+        }
+        previous = (le, cumulative);
+    }
+    let tolerance = 1e-6 * (1.0 + sum.abs());
+    sum + tolerance >= low && (high.is_infinite() || sum <= high + tolerance)
+}
+
+/// The first series exposed more than once (invalid exposition: Prometheus rejects the scrape).
+fn duplicate_series(parsed: &crate::sources::exposition::Exposition) -> Option<Finding> {
+    let mut seen = std::collections::HashSet::new();
+    let mut duplicates = 0u64;
+    let mut first = None;
+    for sample in parsed.families.iter().flat_map(|f| &f.samples) {
+        if !seen.insert((sample.name.as_str(), &sample.labels)) {
+            duplicates += 1;
+            first.get_or_insert_with(|| {
+                format!(
+                    "line {}: {}{}",
+                    sample.line,
+                    sample.name,
+                    show_labels(&sample.labels)
+                )
+            });
+        }
+    }
+    let first = first?;
+    Some(
+        Finding::new(
+            format!("/metrics exposes {duplicates} samples more than once (same name and labels)"),
+            duplicates,
+            "each series appears once per scrape: register each collector once, on one registry",
+        )
+        .example(first),
+    )
+}
+
+fn show_labels(labels: &Labels) -> String {
+    let pairs: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+    format!("{{{}}}", pairs.join(", "))
 }
 
 /// `metrics-cardinality`: `path` holds route templates, so series stay bounded.
@@ -200,27 +329,53 @@ pub async fn cardinality(ctx: &CheckContext) -> Outcome {
     let raw: Vec<&str> = paths
         .iter()
         .copied()
-        .filter(|p| looks_concrete(p))
+        .filter(|p| paths::looks_concrete(p))
         .collect();
-    if raw.is_empty() {
+    let siblings = sibling_values(&paths);
+    if raw.is_empty() && siblings.is_empty() {
+        let templated = paths.iter().filter(|p| paths::has_placeholder(p)).count();
         return Outcome::pass(format!(
-            "{} distinct path values, all route templates or fixed paths",
+            "{} distinct path values, {templated} of them route templates, the others fixed paths",
             paths.len()
         ));
     }
-    Outcome::fail(
-        format!(
-            "the path label carries raw URLs ({} of {} values look like concrete ids)",
-            raw.len(),
-            paths.len()
-        ),
-        "label with the matched route template (/api/users/{user_id}), not request.url.path: \
-         raw paths create one time series per id, without bound",
+    let examples: Vec<&str> = raw.iter().chain(&siblings).copied().collect();
+    Outcome::judged(
+        vec![
+            Finding::new(
+                format!(
+                    "the path label carries raw URLs ({} of {} values look like concrete paths)",
+                    examples.len(),
+                    paths.len()
+                ),
+                examples.len() as u64,
+                "label with the matched route template (FastAPI/Starlette: request.scope[\"route\"].path; Express: req.baseUrl + req.route.path; Flask: request.url_rule.rule), not request.url.path: raw paths create one time series per id, without bound",
+            )
+            .examples(examples.into_iter().map(str::to_owned)),
+        ],
+        "",
     )
-    .evidence(format!(
-        "e.g. {}",
-        raw.iter().take(5).copied().collect::<Vec<_>>().join(", ")
-    ))
+}
+
+/// Values that differ from many others in one segment only (`/users/alice`, `/users/bob`, ...):
+/// ids that are not numbers.
+fn sibling_values<'a>(paths: &BTreeSet<&'a str>) -> Vec<&'a str> {
+    const MANY: usize = 10;
+    let mut groups: std::collections::HashMap<(usize, String), Vec<&'a str>> =
+        std::collections::HashMap::new();
+    for path in paths.iter().filter(|p| !paths::has_placeholder(p)) {
+        let segments: Vec<&str> = path.split('/').collect();
+        for i in 0..segments.len() {
+            let mut key = segments.clone();
+            key[i] = "\u{0}";
+            groups.entry((i, key.join("/"))).or_default().push(path);
+        }
+    }
+    let mut found: BTreeSet<&'a str> = BTreeSet::new();
+    for members in groups.values().filter(|m| m.len() >= MANY) {
+        found.extend(members.iter().copied());
+    }
+    found.into_iter().collect()
 }
 
 /// `process-metrics`: CPU and memory of the process are exposed.
@@ -362,15 +517,6 @@ fn looks_json_encoded(body: &str) -> bool {
         && (trimmed.contains("# HELP") || trimmed.contains("# TYPE") || trimmed.contains("\\n"))
 }
 
-/// A path with a segment that is a number or a UUID: a concrete URL, not a route template.
-pub fn looks_concrete(path: &str) -> bool {
-    path.split('/').any(|segment| {
-        let numeric = !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit());
-        let uuid = segment.len() == 36 && segment.bytes().filter(|b| *b == b'-').count() == 4;
-        numeric || uuid
-    })
-}
-
 fn excerpt(body: &str) -> String {
     body.chars()
         .take(80)
@@ -386,17 +532,6 @@ fn list(values: &[f64]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn concrete_paths_are_told_from_templates() {
-        assert!(looks_concrete("/api/users/1"));
-        assert!(looks_concrete(
-            "/api/users/123e4567-e89b-12d3-a456-426614174000"
-        ));
-        assert!(!looks_concrete("/api/users/{user_id}"));
-        assert!(!looks_concrete("/api/v2/users"));
-        assert!(!looks_concrete("<unmatched>"));
-    }
 
     #[test]
     fn json_encoded_bodies_are_recognised() {

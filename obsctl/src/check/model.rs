@@ -1,7 +1,41 @@
-//! What a check is and what it finds: a stable id, the checklist's words, and an outcome with
-//! evidence (what was asked, expected and seen) and, when something is wrong, how to fix it.
+//! What a check is and what it finds: a stable id, the checklist's words, a level that says
+//! whether its findings fail the run, and an outcome made of findings, each with evidence (what
+//! was asked, expected and seen) and how to fix it.
 
 use serde::{Deserialize, Serialize};
+
+/// How much a check's findings matter, as clippy, cargo-deny and Weaver say it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    /// Not run; reported as `allowed`.
+    Allow,
+    /// Run and reported; a finding is a warning and never fails the run.
+    Warn,
+    /// Run; a finding (or an error) fails the run.
+    Deny,
+}
+
+impl Level {
+    /// The word used in flags, the policy file and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Warn => "warn",
+            Self::Deny => "deny",
+        }
+    }
+
+    /// The level named `word` (`allow`, `warn`, `deny`).
+    pub fn parse(word: &str) -> Option<Self> {
+        match word {
+            "allow" => Some(Self::Allow),
+            "warn" => Some(Self::Warn),
+            "deny" => Some(Self::Deny),
+            _ => None,
+        }
+    }
+}
 
 /// The verdict of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -9,12 +43,16 @@ use serde::{Deserialize, Serialize};
 pub enum Status {
     /// The item holds, with evidence.
     Pass,
-    /// The item was checked and does not hold.
+    /// The check found something, at level `warn`: reported, not failing.
+    Warn,
+    /// The check found something, at level `deny`: the run fails.
     Fail,
-    /// No source that could prove the item was given.
+    /// No source that could prove the item was given, or nothing to judge yet.
     Skip,
     /// A source was given but could not answer (unreachable, garbage, timeout).
     Error,
+    /// Not run: the policy allows it.
+    Allowed,
 }
 
 impl Status {
@@ -22,9 +60,11 @@ impl Status {
     pub fn label(self) -> &'static str {
         match self {
             Self::Pass => "PASS",
+            Self::Warn => "WARN",
             Self::Fail => "FAIL",
             Self::Skip => "SKIP",
             Self::Error => "ERROR",
+            Self::Allowed => "ALLOW",
         }
     }
 }
@@ -41,6 +81,8 @@ pub enum Signal {
     Traces,
     /// The Grafana side: datasources and dashboard panels.
     Dashboard,
+    /// The load run itself: thresholds and expected statuses.
+    Load,
 }
 
 impl Signal {
@@ -51,25 +93,60 @@ impl Signal {
             Self::Logs => "logs",
             Self::Traces => "traces",
             Self::Dashboard => "dashboard",
+            Self::Load => "load",
         }
     }
 }
 
-/// A check's identity: stable across releases, so CI configurations can refer to it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CheckSpec {
-    /// Stable kebab-case id, e.g. `metrics-endpoint`.
-    pub id: &'static str,
-    /// The checklist item's words (spec Part 6), or what the check proves beyond it.
-    pub title: &'static str,
-    /// The signal it concerns.
-    pub signal: Signal,
+/// One distinct problem a check found: what, how many times, examples, and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// One sentence: what is wrong.
+    pub what: String,
+    /// How many times it was seen (lines, series, spans, requests); 1 for a single fact.
+    pub count: u64,
+    /// A few concrete occurrences (line numbers, series, span names), at most [`MAX_EXAMPLES`].
+    pub examples: Vec<String>,
+    /// How to fix it: the cause and the change, for the ecosystem when known.
+    pub hint: String,
+}
+
+/// Examples kept per finding.
+pub const MAX_EXAMPLES: usize = 5;
+
+impl Finding {
+    /// A finding seen `count` times.
+    pub fn new(what: impl Into<String>, count: u64, hint: impl Into<String>) -> Self {
+        Self {
+            what: what.into(),
+            count,
+            examples: Vec::new(),
+            hint: hint.into(),
+        }
+    }
+
+    /// Adds an example, up to [`MAX_EXAMPLES`].
+    pub fn example(mut self, example: impl Into<String>) -> Self {
+        if self.examples.len() < MAX_EXAMPLES {
+            self.examples.push(example.into());
+        }
+        self
+    }
+
+    /// Adds examples, up to [`MAX_EXAMPLES`] in all.
+    pub fn examples<I, S>(self, examples: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        examples.into_iter().fold(self, Finding::example)
+    }
 }
 
 /// What running a check found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
-    /// The verdict.
+    /// The verdict before the level is applied: `Fail` means "found something".
     pub status: Status,
     /// One sentence: what was found.
     pub detail: String,
@@ -77,6 +154,8 @@ pub struct Outcome {
     pub evidence: Vec<String>,
     /// How to fix it (failures and errors) or how to check it (skips).
     pub hint: Option<String>,
+    /// Every distinct problem, when the check found several (the first one is in `detail`).
+    pub findings: Vec<Finding>,
 }
 
 impl Outcome {
@@ -86,6 +165,7 @@ impl Outcome {
             detail: detail.into(),
             evidence: Vec::new(),
             hint: None,
+            findings: Vec::new(),
         }
     }
 
@@ -109,6 +189,22 @@ impl Outcome {
         Self::new(Status::Error, detail).hint(hint)
     }
 
+    /// `pass` when `findings` is empty, else a failure whose detail and hint are the first
+    /// finding's and which carries every finding.
+    pub fn judged(findings: Vec<Finding>, pass: impl Into<String>) -> Self {
+        let Some(first) = findings.first() else {
+            return Self::pass(pass);
+        };
+        let detail = if findings.len() == 1 {
+            first.what.clone()
+        } else {
+            format!("{} problems; first: {}", findings.len(), first.what)
+        };
+        let mut outcome = Self::fail(detail, first.hint.clone());
+        outcome.findings = findings;
+        outcome
+    }
+
     /// Adds one line of evidence.
     pub fn evidence(mut self, line: impl Into<String>) -> Self {
         self.evidence.push(line.into());
@@ -120,9 +216,22 @@ impl Outcome {
         self.hint = Some(hint.into());
         self
     }
+
+    /// The findings as reported: those the check listed, or its failure as the one finding.
+    pub fn into_findings(self) -> Vec<Finding> {
+        if !self.findings.is_empty() || self.status != Status::Fail {
+            return self.findings;
+        }
+        vec![Finding {
+            what: self.detail,
+            count: 1,
+            examples: self.evidence.into_iter().take(MAX_EXAMPLES).collect(),
+            hint: self.hint.unwrap_or_default(),
+        }]
+    }
 }
 
-/// One check's result as reported: the spec, the outcome and how long it took.
+/// One check's result as reported: its identity, level, verdict, findings and how long it took.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckResult {
     /// Stable kebab-case id.
@@ -131,7 +240,11 @@ pub struct CheckResult {
     pub title: String,
     /// The signal it concerns.
     pub signal: Signal,
-    /// The verdict.
+    /// The level it ran at (its default, unless the policy file or a flag changed it).
+    pub level: Level,
+    /// Its default level.
+    pub default_level: Level,
+    /// The verdict, the level applied.
     pub status: Status,
     /// One sentence: what was found.
     pub detail: String,
@@ -139,22 +252,21 @@ pub struct CheckResult {
     pub evidence: Vec<String>,
     /// How to fix it, or how to check it when skipped.
     pub hint: Option<String>,
+    /// Every distinct problem found (empty when it passed or did not run).
+    pub findings: Vec<Finding>,
     /// Wall time the check took, waiting for ingestion included.
     pub duration_ms: u64,
 }
 
 impl CheckResult {
-    /// Joins a spec and its outcome.
-    pub fn new(spec: &CheckSpec, outcome: Outcome, duration_ms: u64) -> Self {
-        Self {
-            id: spec.id.to_owned(),
-            title: spec.title.to_owned(),
-            signal: spec.signal,
-            status: outcome.status,
-            detail: outcome.detail,
-            evidence: outcome.evidence,
-            hint: outcome.hint,
-            duration_ms,
+    /// Whether this result fails the run: a denied check that found something or could not
+    /// look; under `strict`, also any warning or skip.
+    pub fn fails_run(&self, strict: bool) -> bool {
+        match self.status {
+            Status::Fail => true,
+            Status::Error => self.level == Level::Deny,
+            Status::Warn | Status::Skip => strict,
+            Status::Pass | Status::Allowed => false,
         }
     }
 }

@@ -24,17 +24,17 @@ pub async fn scrape(ctx: &CheckContext) -> Outcome {
     // A target is found once it exists and has been scraped at least once.
     let found = ctx
         .poll(|| async {
-            let targets = ours(prometheus, ctx).await.ok()?;
+            let (targets, by) = ours(prometheus, ctx).await.ok()?;
             targets
                 .iter()
                 .any(|t| t.health != TargetHealth::Unknown)
-                .then_some(targets)
+                .then_some((targets, by))
         })
         .await;
-    let targets = match found {
-        Some(targets) => targets,
+    let (targets, by) = match found {
+        Some(found) => found,
         None => match ours(prometheus, ctx).await {
-            Ok(targets) => targets,
+            Ok(found) => found,
             Err(outcome) => return outcome,
         },
     };
@@ -71,9 +71,16 @@ pub async fn scrape(ctx: &CheckContext) -> Outcome {
         .await;
     match data {
         Some(result) => Outcome::pass(format!(
-            "target {} is up; {query} returns {} series",
+            "target {} is up; {query} returns {} series{}",
             up.scrape_url,
-            result.data.samples().len()
+            result.data.samples().len(),
+            match by {
+                Matched::Address => "",
+                Matched::Series => {
+                    " (matched by its series, not its address: it scrapes another host name for \
+                     the service, or another service with the same counter)"
+                }
+            }
         ))
         .evidence(labels(up)),
         None => Outcome::fail(
@@ -88,14 +95,16 @@ pub async fn process(ctx: &CheckContext) -> Outcome {
     let Some(prometheus) = &ctx.prometheus else {
         return Outcome::skip("no Prometheus given", NO_PROMETHEUS);
     };
-    let healthy = |targets: Vec<Target>| targets.into_iter().find(|t| t.health == TargetHealth::Up);
+    let healthy = |(targets, _): (Vec<Target>, Matched)| {
+        targets.into_iter().find(|t| t.health == TargetHealth::Up)
+    };
     let found = ctx
         .poll(|| async { ours(prometheus, ctx).await.ok().and_then(healthy) })
         .await;
     let target = match found {
         Some(target) => Some(target),
         None => match ours(prometheus, ctx).await {
-            Ok(targets) => healthy(targets),
+            Ok(found) => healthy(found),
             Err(outcome) => return outcome,
         },
     };
@@ -131,10 +140,23 @@ pub async fn process(ctx: &CheckContext) -> Outcome {
     Outcome::pass("CPU and memory are queryable in Prometheus").evidence(seen.join("; "))
 }
 
+/// How a Prometheus target was recognised as the service's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Matched {
+    /// Its scrape URL names the target's host and port.
+    Address,
+    /// Its series carry the request counter (said in the verdict: it may be another service).
+    Series,
+}
+
 /// The active targets that scrape the service: by scrape URL when it names the target's
-/// host and port, else any target whose series carry the request counter (a containerised
-/// Prometheus reaches the service under another host name).
-async fn ours(prometheus: &Prometheus, ctx: &CheckContext) -> Result<Vec<Target>, Outcome> {
+/// host and port, else (unless the context asks for the exact address) any target whose series
+/// carry the request counter (a containerised Prometheus reaches the service under another host
+/// name).
+async fn ours(
+    prometheus: &Prometheus,
+    ctx: &CheckContext,
+) -> Result<(Vec<Target>, Matched), Outcome> {
     let targets = prometheus.targets().await.map_err(|error| {
         Outcome::error(
             format!("cannot list Prometheus targets: {error}"),
@@ -148,8 +170,8 @@ async fn ours(prometheus: &Prometheus, ctx: &CheckContext) -> Result<Vec<Target>
         .filter(|t| !wanted.is_empty() && same_endpoint(&t.scrape_url, &wanted))
         .cloned()
         .collect();
-    if !by_url.is_empty() {
-        return Ok(by_url);
+    if !by_url.is_empty() || ctx.exact_prometheus_target {
+        return Ok((by_url, Matched::Address));
     }
     let jobs: Vec<String> = match prometheus
         .query("count by (job, instance) (fastapi_requests_total)", None)
@@ -169,7 +191,7 @@ async fn ours(prometheus: &Prometheus, ctx: &CheckContext) -> Result<Vec<Target>
             .collect(),
         Err(_) => Vec::new(),
     };
-    Ok(targets
+    let by_series = targets
         .active
         .into_iter()
         .filter(|t| {
@@ -180,7 +202,8 @@ async fn ours(prometheus: &Prometheus, ctx: &CheckContext) -> Result<Vec<Target>
             );
             jobs.contains(&key)
         })
-        .collect())
+        .collect();
+    Ok((by_series, Matched::Series))
 }
 
 fn scrape_url(ctx: &CheckContext) -> String {

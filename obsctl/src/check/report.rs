@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::model::{CheckResult, Status};
 
 /// Version of the JSON shape of [`CheckReport`]; bumped on incompatible changes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Everything one `obsctl check` or `obsctl verify` found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,13 +18,15 @@ pub struct CheckReport {
     pub target: Option<String>,
     /// The service name looked for in logs and traces.
     pub service: String,
-    /// Whether skipped checks count as failures.
+    /// Whether every check not allowed was denied, skips included.
     pub strict: bool,
+    /// The policy file whose levels applied, if any.
+    pub policy_file: Option<String>,
     /// RFC 3339 time the checks started.
     pub started_at: String,
     /// RFC 3339 time the checks finished.
     pub finished_at: String,
-    /// One result per check, in catalogue order.
+    /// One result per check, in registry order.
     pub checks: Vec<CheckResult>,
     /// Counts per status.
     pub summary: Summary,
@@ -35,12 +37,16 @@ pub struct CheckReport {
 pub struct Summary {
     /// Checks that passed.
     pub passed: usize,
-    /// Checks that failed.
+    /// Checks at level `warn` that found something.
+    pub warned: usize,
+    /// Checks at level `deny` that found something.
     pub failed: usize,
     /// Checks skipped for want of a source.
     pub skipped: usize,
     /// Checks whose source could not answer.
     pub errors: usize,
+    /// Checks not run because the policy allows them.
+    pub allowed: usize,
 }
 
 impl Summary {
@@ -49,9 +55,11 @@ impl Summary {
         checks.iter().fold(Self::default(), |mut sum, check| {
             match check.status {
                 Status::Pass => sum.passed += 1,
+                Status::Warn => sum.warned += 1,
                 Status::Fail => sum.failed += 1,
                 Status::Skip => sum.skipped += 1,
                 Status::Error => sum.errors += 1,
+                Status::Allowed => sum.allowed += 1,
             }
             sum
         })
@@ -59,9 +67,20 @@ impl Summary {
 }
 
 impl CheckReport {
-    /// True when nothing failed or errored (and, under `strict`, nothing was skipped).
+    /// True when no result fails the run (see [`CheckResult::fails_run`]).
     pub fn succeeded(&self) -> bool {
-        let s = &self.summary;
-        s.failed == 0 && s.errors == 0 && (!self.strict || s.skipped == 0)
+        !self.checks.iter().any(|c| c.fails_run(self.strict))
+    }
+
+    /// True when nothing was checked: every check that ran was skipped.
+    pub fn nothing_checked(&self) -> bool {
+        self.checks
+            .iter()
+            .all(|c| matches!(c.status, Status::Skip | Status::Allowed))
+    }
+
+    /// The results that fail the run.
+    pub fn failing(&self) -> impl Iterator<Item = &CheckResult> {
+        self.checks.iter().filter(|c| c.fails_run(self.strict))
     }
 }

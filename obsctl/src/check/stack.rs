@@ -3,7 +3,7 @@
 
 use super::context::CheckContext;
 use super::model::Outcome;
-use super::traces::judge_spans;
+use super::spans::judge_spans;
 use crate::sources::loki::{Direction, LogQuery, Loki};
 use crate::sources::tempo::TraceSearch;
 
@@ -97,8 +97,16 @@ async fn diagnose_loki(loki: &Loki, ctx: &CheckContext, selector: &str) -> Outco
     )
 }
 
-/// `traces-tempo`: Tempo finds the service's traces and returns one by id.
+/// `traces-tempo`: Tempo finds the service's traces and returns one by id. Asked once per
+/// evaluation: `traces-otlp` shares the verdict when Tempo is its only source.
 pub async fn tempo(ctx: &CheckContext) -> Outcome {
+    ctx.tempo_verdict
+        .get_or_init(|| tempo_once(ctx))
+        .await
+        .clone()
+}
+
+async fn tempo_once(ctx: &CheckContext) -> Outcome {
     let Some(tempo) = &ctx.tempo else {
         return Outcome::skip("no Tempo given", NO_TEMPO);
     };

@@ -4,14 +4,16 @@
 use std::collections::BTreeSet;
 
 use super::context::CheckContext;
-use super::model::Outcome;
+use super::model::{Finding, Outcome};
+use super::paths;
+use super::spans::judge_spans;
 use crate::sources::span::{ReceivedSpan, SpanKind};
 
-/// `traces-otlp`: spans of the service arrive over OTLP/gRPC.
+/// `traces-otlp`: spans of the service arrive over OTLP/gRPC: at obsctl's receiver, or, without
+/// one, in Tempo (which received them on its OTLP port; the same verdict as `traces-tempo`).
 pub async fn exported(ctx: &CheckContext) -> Outcome {
-    let Some(receiver) = &ctx.otlp else {
+    let (Some(receiver), Some(spans)) = (&ctx.otlp, ctx.spans().await) else {
         if ctx.tempo.is_some() {
-            // Traces found in Tempo were sent to its OTLP endpoint.
             return super::stack::tempo(ctx).await;
         }
         return Outcome::skip(
@@ -19,82 +21,12 @@ pub async fn exported(ctx: &CheckContext) -> Outcome {
             "run `obsctl verify` (it points the service at its own OTLP receiver), or pass --tempo URL",
         );
     };
-    let service = ctx.service.as_str();
-    let spans = ctx
-        .poll(|| async {
-            let spans = receiver.spans();
-            spans
-                .iter()
-                .any(|s| is_service_server_span(s, service))
-                .then_some(spans)
-        })
-        .await
-        .unwrap_or_else(|| receiver.spans());
     let endpoint = receiver.endpoint();
-    judge_spans(&spans, service, &format!("the OTLP receiver at {endpoint}"))
-}
-
-/// Judges spans that arrived somewhere: the service's SERVER spans must be among them.
-pub fn judge_spans(spans: &[ReceivedSpan], service: &str, place: &str) -> Outcome {
-    if spans.is_empty() {
-        return Outcome::fail(
-            format!("no spans arrived at {place}"),
-            "export with an OTLP/gRPC span exporter and a batch processor; point \
-             OTEL_EXPORTER_OTLP_ENDPOINT at the collector (gRPC, port 4317)",
-        );
-    }
-    let unnamed = spans
-        .iter()
-        .filter(|s| s.service_name.as_deref().is_none_or(str::is_empty))
-        .count();
-    let ours: Vec<&ReceivedSpan> = spans
-        .iter()
-        .filter(|s| s.service_name.as_deref() == Some(service))
-        .collect();
-    if ours.is_empty() {
-        let seen: BTreeSet<&str> = spans
-            .iter()
-            .filter_map(|s| s.service_name.as_deref())
-            .collect();
-        let hint = if unnamed > 0 {
-            "set the resource attribute service.name (OTEL_SERVICE_NAME)".to_owned()
-        } else {
-            format!(
-                "set OTEL_SERVICE_NAME={service}, or pass --service with the name the service uses"
-            )
-        };
-        return Outcome::fail(
-            format!(
-                "{} spans arrived at {place}, none with service.name \"{service}\" ({unnamed} without service.name)",
-                spans.len()
-            ),
-            hint,
-        )
-        .evidence(format!("service names seen: {}", seen.into_iter().collect::<Vec<_>>().join(", ")));
-    }
-    let servers = ours.iter().filter(|s| s.kind == SpanKind::Server).count();
-    if servers == 0 {
-        return Outcome::fail(
-            format!(
-                "{} spans of \"{service}\" arrived at {place}, but no SERVER span",
-                ours.len()
-            ),
-            "instrument the HTTP server (FastAPIInstrumentor, or a middleware starting a span of kind SERVER per request)",
-        );
-    }
-    let names: BTreeSet<&str> = ours
-        .iter()
-        .filter(|s| s.kind == SpanKind::Server)
-        .map(|s| s.name.as_str())
-        .collect();
-    Outcome::pass(format!(
-        "{} spans of \"{service}\" at {place}, {servers} of kind SERVER",
-        ours.len()
-    ))
-    .evidence(format!(
-        "server span names: {}",
-        names.into_iter().take(6).collect::<Vec<_>>().join(", ")
-    ))
+    judge_spans(
+        spans,
+        &ctx.service,
+        &format!("the OTLP receiver at {endpoint}"),
+    )
 }
 
 fn is_service_server_span(span: &ReceivedSpan, service: &str) -> bool {
@@ -102,125 +34,129 @@ fn is_service_server_span(span: &ReceivedSpan, service: &str) -> bool {
 }
 
 /// `traces-server-spans`: every SERVER span of the service is named `{METHOD} {route}` (never
-/// the raw URL), carries the HTTP method and response status, and is an error when the
-/// response was a 5xx (4xx marked Error is noted, not failed: the contract does not forbid it). Both the stable HTTP conventions (`http.request.method`,
+/// the raw URL), carries the HTTP method and response status, is an error when the response was
+/// a 5xx and not when it was a 4xx (the HTTP conventions leave client errors unset on SERVER
+/// spans). Both the stable HTTP conventions (`http.request.method`,
 /// `http.response.status_code`) and the older names (`http.method`, `http.status_code`) count.
 pub async fn server_span_shape(ctx: &CheckContext) -> Outcome {
-    let Some(receiver) = &ctx.otlp else {
+    let Some(spans) = ctx.spans().await else {
         return Outcome::skip(
             "no OTLP receiver in this run",
             "run `obsctl verify`, which receives the service's spans itself",
         );
     };
     let service = ctx.service.as_str();
-    // With a run report, wait for its spans; otherwise for the first SERVER span.
-    let wanted = ctx
-        .run
-        .as_ref()
-        .map_or(1, |run| super::accounting::answered(run).max(1) as usize);
-    let servers = || -> Vec<ReceivedSpan> {
-        receiver
-            .spans()
-            .into_iter()
-            .filter(|s| is_service_server_span(s, service))
-            .collect()
-    };
-    let spans = ctx
-        .poll(|| async {
-            let spans = servers();
-            (spans.len() >= wanted).then_some(spans)
-        })
-        .await
-        .unwrap_or_else(servers);
-    if spans.is_empty() {
+    let servers: Vec<&ReceivedSpan> = spans
+        .iter()
+        .filter(|s| is_service_server_span(s, service))
+        .collect();
+    if servers.is_empty() {
         return Outcome::skip(
             format!("no SERVER span of \"{service}\" to look at"),
             "see the traces-otlp check",
         );
     }
-    let problems: Vec<String> = spans.iter().filter_map(server_span_problem).collect();
-    if problems.is_empty() {
-        let names: BTreeSet<&str> = spans.iter().map(|s| s.name.as_str()).collect();
-        let outcome = Outcome::pass(format!(
-            "{} SERVER spans, {} distinct names, each with method and status",
-            spans.len(),
-            names.len()
-        ))
-        .evidence(format!(
-            "names: {}",
-            names.into_iter().take(6).collect::<Vec<_>>().join(", ")
-        ));
-        let marked = spans
-            .iter()
-            .filter(|s| client_error_marked_error(s))
-            .count();
-        return if marked == 0 {
-            outcome
-        } else {
-            outcome.evidence(format!(
-                "note: {marked} spans of 4xx answers have status Error; the HTTP conventions \
-                 leave client errors unset on SERVER spans"
-            ))
-        };
+    let mut by_kind: Vec<(&'static str, &'static str, Vec<String>)> = Vec::new();
+    for span in &servers {
+        if let Some((kind, hint, example)) = server_span_problem(span) {
+            match by_kind.iter_mut().find(|(k, _, _)| *k == kind) {
+                Some((_, _, examples)) => examples.push(example),
+                None => by_kind.push((kind, hint, vec![example])),
+            }
+        }
     }
-    let distinct: BTreeSet<&String> = problems.iter().collect();
-    Outcome::fail(
+    let findings = by_kind
+        .into_iter()
+        .map(|(kind, hint, examples)| {
+            let count = examples.len() as u64;
+            let distinct: BTreeSet<String> = examples.into_iter().collect();
+            Finding::new(
+                format!("{kind} ({count} of {} SERVER spans)", servers.len()),
+                count,
+                hint,
+            )
+            .examples(distinct)
+        })
+        .collect();
+    let names: BTreeSet<&str> = servers.iter().map(|s| s.name.as_str()).collect();
+    Outcome::judged(
+        findings,
         format!(
-            "{} of {} SERVER spans are misshapen",
-            problems.len(),
-            spans.len()
+            "{} SERVER spans, {} distinct names, each with method and status",
+            servers.len(),
+            names.len()
         ),
-        "name SERVER spans `{METHOD} {route}` (the route template, `{METHOD}` alone when no \
-         route matched), set http.request.method and http.response.status_code, and set the \
-         status to Error on 5xx answers (FastAPIInstrumentor does all of this)",
     )
-    .evidence(
-        distinct
-            .into_iter()
-            .take(5)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("; "),
-    )
+    .evidence(format!(
+        "names: {}",
+        names.into_iter().take(6).collect::<Vec<_>>().join(", ")
+    ))
 }
 
-/// What is wrong with one SERVER span, if anything.
-fn server_span_problem(span: &ReceivedSpan) -> Option<String> {
+const NAME_HINT: &str = "name SERVER spans `{METHOD} {route}` with the route template (`{METHOD}` alone when no route matched), never the raw URL (FastAPIInstrumentor and the Node HTTP instrumentation with Express do)";
+const ATTR_HINT: &str = "set http.request.method and http.response.status_code on the SERVER span (the HTTP server instrumentation does)";
+const STATUS_HINT: &str = "set the SERVER span's status to Error on 5xx answers, and leave it unset on 4xx ones: those are the client's errors, and marking them inflates error rates computed from traces";
+
+/// What is wrong with one SERVER span, if anything: its kind of problem, the fix, an example.
+fn server_span_problem(span: &ReceivedSpan) -> Option<(&'static str, &'static str, String)> {
     let name = &span.name;
     let method = ["http.request.method", "http.method"]
         .iter()
         .find_map(|k| span.attr(k)?.as_str());
     let Some(method) = method else {
-        return Some(format!("{name:?}: no http.request.method"));
+        return Some((
+            "spans without http.request.method",
+            ATTR_HINT,
+            format!("{name:?}"),
+        ));
     };
     let Some(status) = response_status(span) else {
-        return Some(format!("{name:?}: no http.response.status_code"));
+        return Some((
+            "spans without http.response.status_code",
+            ATTR_HINT,
+            format!("{name:?}"),
+        ));
     };
     let target = name.strip_prefix(method).map(str::trim_start);
     match (target, span.attr("http.route").and_then(|r| r.as_str())) {
-        (None, _) => return Some(format!("{name:?} does not start with its method {method}")),
-        (Some(target), _) if super::metrics::looks_concrete(target) => {
-            return Some(format!(
-                "{name:?} names the raw URL: one span name per id (use the route template)"
+        (None, _) => {
+            return Some((
+                "span names that do not start with the method",
+                NAME_HINT,
+                format!("{name:?} ({method})"),
+            ));
+        }
+        (Some(target), _) if paths::looks_concrete(target) => {
+            return Some((
+                "span names with the raw URL (one name per id)",
+                NAME_HINT,
+                format!("{name:?}"),
             ));
         }
         (Some(target), Some(route)) if !target.is_empty() && target != route => {
-            return Some(format!("{name:?} is not `{method} {route}`"));
+            return Some((
+                "span names other than `{METHOD} {http.route}`",
+                NAME_HINT,
+                format!("{name:?} with http.route {route:?}"),
+            ));
         }
         _ => {}
     }
     if status >= 500 && !span.status.is_error() {
-        return Some(format!("{name:?} answered {status} without status Error"));
+        return Some((
+            "5xx answers without status Error",
+            STATUS_HINT,
+            format!("{name:?} answered {status}"),
+        ));
+    }
+    if (400..500).contains(&status) && span.status.is_error() {
+        return Some((
+            "4xx answers marked Error",
+            STATUS_HINT,
+            format!("{name:?} answered {status}"),
+        ));
     }
     None
-}
-
-/// A 4xx SERVER span marked Error: the contract only asks for Error on 5xx, the HTTP
-/// conventions say to leave client errors unset (they are the client's fault, and they would
-/// inflate error-rate queries on traces).
-fn client_error_marked_error(span: &ReceivedSpan) -> bool {
-    response_status(span).is_some_and(|status| (400..500).contains(&status))
-        && span.status.is_error()
 }
 
 /// The response status a SERVER span records, under the stable or the older attribute name.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 
-use super::common::{ReportArgs, StackArgs, validate_url};
+use super::common::{PolicyArgs, ReportArgs, StackArgs, validate_url};
 use super::exit;
 use crate::check::context::{CheckContext, LogInput};
 use crate::check::render::{self, Format};
@@ -19,21 +19,7 @@ use crate::sources::logs::{self, LogLimits};
 use crate::sources::prometheus::Prometheus;
 use crate::sources::target::MetricsEndpoint;
 
-const LONG_HELP: &str = "\
-Each check has a stable id, the checklist item's words, a status and its evidence:
-  metrics-endpoint, requests-counter, duration-histogram, metrics-cardinality        (--target)
-  duration-units                                                            (--target + --logs)
-  logs-json-stdout, logs-fields                                                        (--logs)
-  traces-otlp, traces-tempo                                                           (--tempo)
-  traces-server-spans                                             (obsctl verify: its receiver)
-  logs-loki                                                                            (--loki)
-  prometheus-scrape, process-metrics, process-metrics-prometheus                 (--prometheus)
-  accounting-metrics, accounting-logs, accounting-traces                         (--run-report)
-  logs-trace-correlation                                          (obsctl verify: logs + spans)
-  grafana                                                                           (--grafana)
-  dashboard-panels                                                                (--dashboard)
-A check whose source is not given is skipped, with the flag that would run it.
-
+const EXAMPLES: &str = "\
 Ingestion lag (scrape interval, batch export, log shipping) is waited for by polling until
 --timeout, never by fixed sleeps.
 
@@ -42,19 +28,26 @@ Examples:
   obsctl load scenarios/smoke.toml --target http://localhost:8000 --report run.json
   obsctl check --target http://localhost:8000 --prometheus http://localhost:9090 \\
       --loki http://localhost:3100 --tempo http://localhost:3200 --run-report run.json \\
-      --strict --format junit --output obsctl.xml
+      --format junit --output obsctl.xml
+  obsctl check --target http://localhost:8000 --logs app.log --deny metrics-cardinality
   obsctl check --grafana http://localhost:3000 --grafana-user admin:admin \\
       --prometheus http://localhost:9090 --loki http://localhost:3100 \\
       --dashboard deploy/grafana/dashboards/fastapi-dashboard.json
 
 Exit codes:
-  0    nothing failed (skips fail only with --strict)
-  1    a check failed or a source could not answer
-  2    bad usage or unreadable input";
+  0    no denied check failed (warnings never fail; skips fail only with --strict)
+  1    a denied check failed, or its source could not answer
+  2    bad usage or configuration, unreadable input, or nothing to check (no source given,
+       or every check skipped)";
+
+/// The long help of `obsctl check`: every check from the registry, the levels, examples.
+fn long_help() -> String {
+    format!("{}\n\n{EXAMPLES}", super::common::levels_help())
+}
 
 /// Arguments of `obsctl check`.
 #[derive(Debug, Args)]
-#[command(after_long_help = LONG_HELP)]
+#[command(after_long_help = long_help())]
 pub struct CheckArgs {
     /// Base URL of the service, e.g. http://localhost:8000 (its /metrics is scraped).
     #[arg(long, short = 't', value_name = "URL")]
@@ -76,6 +69,9 @@ pub struct CheckArgs {
     /// How the report is written.
     #[command(flatten)]
     pub report: ReportArgs,
+    /// The level of each check.
+    #[command(flatten)]
+    pub policy: PolicyArgs,
     /// Longest wait for ingestion (e.g. 10s, 1m).
     #[arg(long, default_value = "15s", value_parser = humantime::parse_duration, value_name = "D")]
     pub timeout: Duration,
@@ -83,14 +79,40 @@ pub struct CheckArgs {
 
 /// Runs `obsctl check`.
 pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let policy = args.policy.policy()?;
+    let stack = &args.stack;
+    let given = [
+        args.target.is_some(),
+        args.prometheus.is_some(),
+        args.logs.is_some(),
+        args.run_report.is_some(),
+        stack.loki.is_some(),
+        stack.tempo.is_some(),
+        stack.grafana.is_some(),
+        stack.dashboard.is_some(),
+    ];
+    anyhow::ensure!(
+        given.contains(&true),
+        "nothing to check: pass at least one source, e.g. --target URL (the service), \
+         --logs FILE, --prometheus URL, --loki URL, --tempo URL, --run-report FILE \
+         (or run `obsctl verify`, which needs none)"
+    );
     let ctx = context(&args).await?;
-    let report = crate::check::run(&ctx, args.report.strict).await;
+    let report = crate::check::run(&ctx, &policy).await;
     emit(&report, args.report.format, args.report.output.as_deref())?;
     Ok(exit_code(&report))
 }
 
-/// The exit code a report means.
+/// The exit code a report means; a report in which nothing could be checked is a usage error
+/// (exit 2), said on stderr.
 pub fn exit_code(report: &CheckReport) -> ExitCode {
+    if report.nothing_checked() {
+        eprintln!(
+            "error: nothing could be checked: every check was skipped (each says which source \
+             would run it)"
+        );
+        return ExitCode::from(exit::ERROR);
+    }
     ExitCode::from(if report.succeeded() {
         exit::OK
     } else {

@@ -7,6 +7,8 @@ use clap::Args;
 
 use crate::check::context::StackUrls;
 use crate::check::dashboard::panels::Dashboard;
+use crate::check::policy::{Overrides, Policy};
+use crate::check::registry;
 use crate::check::render::Format;
 use crate::sources::grafana::GrafanaAuth;
 
@@ -93,9 +95,58 @@ pub struct ReportArgs {
     /// Write the report to FILE instead of stdout.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Skipped checks count as failures.
+}
+
+/// The level of each check: the policy file and the flags that override it.
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    /// Check ID fails the run when it finds something (repeatable, or comma-separated).
+    #[arg(long, value_name = "ID")]
+    pub deny: Vec<String>,
+    /// Check ID only warns (repeatable, or comma-separated).
+    #[arg(long, value_name = "ID")]
+    pub warn: Vec<String>,
+    /// Check ID is not run (repeatable, or comma-separated).
+    #[arg(long, value_name = "ID")]
+    pub allow: Vec<String>,
+    /// Every check not explicitly allowed is denied: warnings and skips fail the run.
     #[arg(long)]
     pub strict: bool,
+    /// Policy file with a [checks] table (id = "allow" | "warn" | "deny"); default:
+    /// obsctl.toml in the working directory, when there is one.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+impl PolicyArgs {
+    /// The policy: the file, then the flags. Unknown ids and levels are errors naming them.
+    pub fn policy(&self) -> anyhow::Result<Policy> {
+        let dir = std::env::current_dir().context("cannot read the working directory")?;
+        let overrides = Overrides {
+            config: self.config.clone(),
+            deny: self.deny.clone(),
+            warn: self.warn.clone(),
+            allow: self.allow.clone(),
+            strict: self.strict,
+        };
+        Ok(Policy::load(&overrides, &dir)?)
+    }
+}
+
+/// The levels part of `check --help` and `verify --help`, with every check, made from the
+/// registry.
+pub fn levels_help() -> String {
+    format!(
+        "Checks (id, default level, the sources that run it):\n{}\n\
+Levels: deny (a finding fails the run), warn (reported, never fails), allow (not run).\n\
+deny is the checklist and the contract; warn is advice beyond it. Change a level with\n\
+--deny/--warn/--allow ID, or in obsctl.toml (or --config FILE):\n\
+  [checks]\n\
+  metrics-cardinality = \"deny\"\n\
+  logs-loki = \"allow\"\n\
+Flags win over the file; --strict denies every check not allowed, skips included.",
+        registry::help_table()
+    )
 }
 
 /// An http:// or https:// URL, or an error naming the flag.

@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use clap::Args;
 
 use super::check::{emit, exit_code};
-use super::common::{ReportArgs, StackArgs};
+use super::common::{PolicyArgs, ReportArgs, StackArgs};
 use super::exit;
 use crate::load::{Overrides, Rate};
 use crate::verify::{self, PrometheusMode, Target, VerifyOptions, service};
@@ -35,15 +35,19 @@ verified, e.g.:
 Everything started is stopped at the end, on failure and on Ctrl-C (during the load, Ctrl-C
 prints the partial run's summary).
 
+With a SCENARIO file, its thresholds and `expect` lists are checks too (load-thresholds,
+load-expected-status, level deny); with the built-in smoke scenario, whose expectations are the
+reference backend's API, they only warn.
+
 Exit codes:
-  0    every check passed (skips fail only with --strict)
-  1    a check failed
+  0    no denied check failed (warnings never fail; skips fail only with --strict)
+  1    a denied check failed
   2    bad usage, or the service / Prometheus could not be started
   130  interrupted (Ctrl-C)";
 
 /// Arguments of `obsctl verify`.
 #[derive(Debug, Args)]
-#[command(after_long_help = LONG_HELP)]
+#[command(after_long_help = format!("{}\n\n{LONG_HELP}", super::common::levels_help()))]
 pub struct VerifyArgs {
     /// Scenario file (TOML). Default: the built-in smoke scenario (scenarios/smoke.toml).
     #[arg(value_name = "SCENARIO")]
@@ -73,6 +77,9 @@ pub struct VerifyArgs {
     /// How the report is written.
     #[command(flatten)]
     pub report: ReportArgs,
+    /// The level of each check.
+    #[command(flatten)]
+    pub policy: PolicyArgs,
     /// Longest wait for ingestion after the load ends.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, value_name = "D")]
     pub timeout: Duration,
@@ -105,8 +112,9 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         }
         let run = &verification.run;
         eprintln!(
-            "obsctl verify: sent {} requests in {:.1} s (run id {})",
-            run.requests_sent, run.duration_s, run.run_id
+            "obsctl verify: load: {} (run id {})",
+            crate::check::load::summary_line(run),
+            run.run_id
         );
     }
     let Some(report) = &verification.report else {
@@ -150,7 +158,7 @@ fn options(args: &VerifyArgs) -> anyhow::Result<VerifyOptions> {
             duration: args.duration,
             ..Overrides::default()
         },
-        strict: args.report.strict,
+        policy: args.policy.policy()?,
         progress: !args.quiet && std::io::stderr().is_terminal(),
     })
 }

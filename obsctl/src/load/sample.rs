@@ -1,10 +1,11 @@
 //! One request's record, produced by a worker and consumed by the statistics and the progress
 //! display. Latency is defined here, once.
 
-use serde::{Deserialize, Serialize};
-use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Why a request is an error: the report owns the vocabulary it serializes.
+pub use crate::report::ErrorKind;
 
 /// What happened to one request.
 #[derive(Debug, Clone)]
@@ -40,43 +41,4 @@ pub struct Outcome {
     pub status: Option<u16>,
     /// Why the request counts as an error, if it does.
     pub error: Option<ErrorKind>,
-}
-
-/// Why a request is an error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorKind {
-    /// The TCP connection could not be opened.
-    Connect,
-    /// No complete response within the per-request timeout after the request was sent.
-    Timeout,
-    /// A response arrived with a status the scenario does not expect.
-    UnexpectedStatus,
-    /// The connection failed mid-request, or the response was not valid HTTP.
-    Io,
-    /// The request never started: it waited for a free in-flight slot for longer than the
-    /// timeout, or the run was stopped while it waited.
-    NotStarted,
-    /// The run was stopped (Ctrl-C) while the request was in flight.
-    Cancelled,
-}
-
-impl ErrorKind {
-    /// The snake_case name used in reports.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Connect => "connect",
-            Self::Timeout => "timeout",
-            Self::UnexpectedStatus => "unexpected_status",
-            Self::Io => "io",
-            Self::NotStarted => "not_started",
-            Self::Cancelled => "cancelled",
-        }
-    }
-}
-
-impl fmt::Display for ErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }

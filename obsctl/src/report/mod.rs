@@ -5,9 +5,9 @@
 pub mod summary;
 pub mod thresholds;
 
-use crate::load::ErrorKind;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::fmt;
 
 /// Version of the report format; bumped on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -204,5 +204,44 @@ impl RunReport {
     /// The report as pretty-printed JSON.
     pub fn to_json(&self) -> Result<String, serde_json::Error> {
         serde_json::to_string_pretty(self)
+    }
+}
+
+/// Why a request is an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The TCP connection could not be opened.
+    Connect,
+    /// No complete response within the per-request timeout after the request was sent.
+    Timeout,
+    /// A response arrived with a status the scenario does not expect.
+    UnexpectedStatus,
+    /// The connection failed mid-request, or the response was not valid HTTP.
+    Io,
+    /// The request never started: it waited for a free in-flight slot for longer than the
+    /// timeout, or the run was stopped while it waited.
+    NotStarted,
+    /// The run was stopped (Ctrl-C) while the request was in flight.
+    Cancelled,
+}
+
+impl ErrorKind {
+    /// The snake_case name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connect => "connect",
+            Self::Timeout => "timeout",
+            Self::UnexpectedStatus => "unexpected_status",
+            Self::Io => "io",
+            Self::NotStarted => "not_started",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }

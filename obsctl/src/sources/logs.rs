@@ -107,13 +107,38 @@ impl LogLine {
         self.field(key)?.as_str()
     }
 
-    /// `(method, endpoint, status_code)` of a request line, when the line has all three.
+    /// Whether the line describes a request: its request fields hold request values
+    /// (`status_code` a status, as a number or a numeric string, or `endpoint` a path together
+    /// with a `method`). `null`s, which a formatter prints for the fields other lines lack, are
+    /// not a request.
+    pub fn is_request_line(&self) -> bool {
+        let endpoint = self
+            .str_field("endpoint")
+            .is_some_and(|e| e.starts_with('/'));
+        let method = self.str_field("method").is_some_and(|m| !m.is_empty());
+        self.status_code().is_some() || (endpoint && method)
+    }
+
+    /// The `status_code` field as a status, whether written as a number (as the contract says)
+    /// or as a numeric string (`"200"`, a type error the checks report).
+    pub fn status_code(&self) -> Option<u16> {
+        let status = match self.field("status_code")? {
+            Value::Number(n) => n.as_u64()?,
+            Value::String(s) => s.trim().parse().ok()?,
+            _ => return None,
+        };
+        u16::try_from(status)
+            .ok()
+            .filter(|s| (100..600).contains(s))
+    }
+
+    /// `(method, endpoint, status_code)` of a request line, when the line has all three (a
+    /// status written as a string counts: its type is a finding, the request still happened).
     pub fn request_key(&self) -> Option<RequestKey> {
-        let status = self.field("status_code")?.as_u64()?;
         Some((
             self.str_field("method")?.to_owned(),
             self.str_field("endpoint")?.to_owned(),
-            u16::try_from(status).ok()?,
+            self.status_code()?,
         ))
     }
 }

@@ -214,20 +214,28 @@ impl OtlpReceiver {
         pred: impl Fn(&[ReceivedSpan]) -> bool,
         timeout: Duration,
     ) -> Vec<ReceivedSpan> {
+        self.wait_until(pred, timeout).await;
+        self.spans()
+    }
+
+    /// Wait until `pred` holds for the spans received so far (true), or until `timeout` passes
+    /// (false). Woken by each Export call; nothing is copied while waiting.
+    pub async fn wait_until(
+        &self,
+        pred: impl Fn(&[ReceivedSpan]) -> bool,
+        timeout: Duration,
+    ) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let notified = self.store.changed.notified();
             tokio::pin!(notified);
             // Register before checking, so an Export between the check and the wait is not missed.
             notified.as_mut().enable();
-            {
-                let spans = self.store.lock();
-                if pred(&spans) {
-                    return spans.clone();
-                }
+            if pred(&self.store.lock()) {
+                return true;
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return self.spans();
+                return pred(&self.store.lock());
             }
         }
     }

@@ -234,7 +234,7 @@ async fn a_raw_path_backend_with_exact_counts_passes_accounting() {
         Status::Pass,
         &["every one of 11 answered requests"],
     );
-    assert_eq!(result(&report, "metrics-cardinality").status, Status::Fail);
+    assert_eq!(result(&report, "metrics-cardinality").status, Status::Warn);
 }
 
 #[tokio::test]
@@ -554,13 +554,13 @@ async fn log_lines_naming_their_server_span_are_correlated() {
 }
 
 #[tokio::test]
-async fn log_lines_naming_another_span_or_none_fail() {
+async fn log_lines_naming_another_span_or_none_warn() {
     // A child span's id (the logger ran inside get_user), or no span_id at all.
     let report = correlation_report(&run_lines_with_span_id(Some("0101010101010101")), 0xab).await;
     assert_check(
         &report,
         "logs-trace-correlation",
-        Status::Fail,
+        Status::Warn,
         &[
             "11 of 11 request lines name a span other than their request's SERVER span",
             "span_id 0101010101010101, its SERVER span is abababababababab",
@@ -570,7 +570,7 @@ async fn log_lines_naming_another_span_or_none_fail() {
     assert_check(
         &report,
         "logs-trace-correlation",
-        Status::Fail,
+        Status::Warn,
         &["without a span_id"],
     );
 }
@@ -584,7 +584,7 @@ async fn log_lines_without_trace_ids_cannot_lead_to_a_trace() {
     assert_check(
         &report,
         "logs-trace-correlation",
-        Status::Fail,
+        Status::Warn,
         &["none of 11 request lines carries a trace_id"],
     );
 }

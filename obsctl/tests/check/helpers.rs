@@ -99,7 +99,11 @@ pub fn buffer_of(lines: &[String]) -> LogBuffer {
 
 /// Run every check within the test deadline (not strict).
 pub async fn run_checks(ctx: &CheckContext) -> CheckReport {
-    bounded(obsctl::check::run(ctx, false)).await
+    bounded(obsctl::check::run(
+        ctx,
+        &obsctl::check::policy::Policy::defaults(),
+    ))
+    .await
 }
 
 /// The result of check `id`; the report must have it.
@@ -121,6 +125,16 @@ pub fn said(result: &CheckResult) -> String {
     if let Some(hint) = &result.hint {
         text.push('\n');
         text.push_str(hint);
+    }
+    for finding in &result.findings {
+        text.push('\n');
+        text.push_str(&finding.what);
+        for example in &finding.examples {
+            text.push('\n');
+            text.push_str(example);
+        }
+        text.push('\n');
+        text.push_str(&finding.hint);
     }
     text
 }

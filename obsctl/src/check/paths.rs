@@ -1,0 +1,327 @@
+//! Route templates as frameworks write them, so that a `path` label (or a span's route) can be
+//! told from a raw URL and matched against the concrete paths a run sent:
+//!
+//! - `{id}`, `{id:int}`, `{id:[0-9]+}`, `{id?}` (Starlette/FastAPI, Spring, ASP.NET, axum);
+//!   `{p:path}`, `{*rest}`, `{**rest}` match the rest of the path;
+//! - `:id`, `:id?`, `:id(\d+)` (Express, Koa, Gin, Echo, Rails, Sinatra); `*`, `*path`,
+//!   `:path*`, `:path+` match the rest;
+//! - `<id>`, `<int:id>` (Flask, Django; Django's routes have no leading `/`); `<path:p>` matches
+//!   the rest;
+//! - `[id]` (Next.js); `[...slug]`, `[[...slug]]` match the rest;
+//! - `#val` (express-prom-bundle's normalised ids).
+//!
+//! A label that is no path at all (`<unmatched>`, `unmatched`, `UNKNOWN`, `other`) is the one
+//! value a service gives every request that matched no route: it matches any path, last.
+
+/// How much of a concrete path one template segment takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Segment<'a> {
+    /// Exactly this text.
+    Literal(&'a str),
+    /// One non-empty segment, with literal text around the placeholder (`{name}.json`).
+    One { prefix: &'a str, suffix: &'a str },
+    /// Zero or more segments: the rest of the path.
+    Rest,
+}
+
+fn segment(text: &str) -> Segment<'_> {
+    if let Some(rest) = rest_placeholder(text) {
+        return rest;
+    }
+    let Some((start, end)) = placeholder_span(text) else {
+        return Segment::Literal(text);
+    };
+    Segment::One {
+        prefix: &text[..start],
+        suffix: &text[end..],
+    }
+}
+
+/// A whole segment that matches the rest of the path.
+fn rest_placeholder(text: &str) -> Option<Segment<'static>> {
+    let rest = text == "*"
+        || text == "**"
+        || (text.starts_with('*') && is_name(&text[1..]))
+        || (text.starts_with("{*") && text.ends_with('}'))
+        || (text.starts_with('{') && text.ends_with(":path}"))
+        || (text.starts_with("<path:") && text.ends_with('>'))
+        || (text.starts_with("[...") && text.ends_with(']'))
+        || (text.starts_with("[[...") && text.ends_with("]]"))
+        || (text.starts_with(':') && (text.ends_with('*') || text.ends_with('+')));
+    rest.then_some(Segment::Rest)
+}
+
+fn is_name(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Byte range of the placeholder within a segment, if it has one.
+fn placeholder_span(text: &str) -> Option<(usize, usize)> {
+    let bytes = text.as_bytes();
+    for (start, &b) in bytes.iter().enumerate() {
+        let close = match b {
+            b'{' => b'}',
+            b'<' => b'>',
+            b'[' => b']',
+            b':' | b'#' => {
+                // `:id`, `:id?`, `:id(\d+)`: a name, then an optional modifier or pattern.
+                let name_end = start
+                    + 1
+                    + bytes[start + 1..]
+                        .iter()
+                        .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+                        .count();
+                if name_end == start + 1 {
+                    continue;
+                }
+                let end = match bytes.get(name_end) {
+                    Some(b'?') => name_end + 1,
+                    Some(b'(') => bytes[name_end..]
+                        .iter()
+                        .position(|c| *c == b')')
+                        .map_or(bytes.len(), |i| name_end + i + 1),
+                    _ => name_end,
+                };
+                return Some((start, end));
+            }
+            _ => continue,
+        };
+        let end = bytes[start + 1..].iter().position(|c| *c == close)?;
+        let inner = &text[start + 1..start + 1 + end];
+        // `{}` or `<>` is no placeholder; `[...]` must hold a name.
+        if !inner.is_empty() {
+            return Some((start, start + end + 2));
+        }
+    }
+    None
+}
+
+/// The segments of a path or template; a template without a leading `/` (Django) is read as
+/// if it had one.
+fn segments(path: &str) -> Vec<&str> {
+    let path = path.split(['?', '#']).next().unwrap_or(path);
+    let path = path.strip_prefix('/').unwrap_or(path);
+    path.split('/').collect()
+}
+
+/// Whether `value` is a route template with at least one placeholder.
+pub fn has_placeholder(value: &str) -> bool {
+    segments_of_template(value)
+        .iter()
+        .any(|s| !matches!(s, Segment::Literal(_)))
+}
+
+fn segments_of_template(template: &str) -> Vec<Segment<'_>> {
+    // `#val` only counts as a whole segment: `#` elsewhere starts a fragment.
+    segments_keep_hash(template)
+        .into_iter()
+        .map(segment)
+        .collect()
+}
+
+fn segments_keep_hash(path: &str) -> Vec<&str> {
+    let path = path.split('?').next().unwrap_or(path);
+    let path = path.strip_prefix('/').unwrap_or(path);
+    path.split('/').collect()
+}
+
+/// Whether `value` is the shared label of requests that matched no route: not a path, no
+/// placeholder (`<unmatched>` counts: its angle brackets hold no converter).
+pub fn is_catch_all(value: &str) -> bool {
+    if value.contains('/') {
+        return false;
+    }
+    let bare = value
+        .trim_matches(|c| matches!(c, '<' | '>' | '[' | ']' | '(' | ')' | '_'))
+        .to_ascii_lowercase();
+    matches!(
+        bare.as_str(),
+        "" | "unmatched"
+            | "unknown"
+            | "other"
+            | "others"
+            | "not_found"
+            | "notfound"
+            | "not found"
+            | "none"
+            | "null"
+            | "no_route"
+            | "unmatched_route"
+            | "unrouted"
+    )
+}
+
+/// Whether `template` (a route template, or a concrete path) names `path`.
+pub fn matches(template: &str, path: &str) -> bool {
+    if template == path {
+        return true;
+    }
+    let want = segments_of_template(template);
+    let have = segments(path);
+    matches_from(&want, &have)
+}
+
+fn matches_from(want: &[Segment<'_>], have: &[&str]) -> bool {
+    match want.split_first() {
+        None => have.is_empty(),
+        Some((Segment::Rest, rest)) => (0..=have.len()).any(|i| matches_from(rest, &have[i..])),
+        Some((first, rest)) => {
+            let Some((segment, others)) = have.split_first() else {
+                return false;
+            };
+            let ok = match first {
+                Segment::Literal(text) => text == segment,
+                Segment::One { prefix, suffix } => {
+                    segment.len() > prefix.len() + suffix.len()
+                        && segment.starts_with(prefix)
+                        && segment.ends_with(suffix)
+                }
+                Segment::Rest => unreachable!("handled above"),
+            };
+            ok && matches_from(rest, others)
+        }
+    }
+}
+
+/// How specific a template is: literal segments count most, rest placeholders least, so the
+/// most specific matching template is preferred.
+fn specificity(template: &str) -> (usize, usize) {
+    let segments = segments_of_template(template);
+    let literal = segments
+        .iter()
+        .filter(|s| matches!(s, Segment::Literal(_)))
+        .count();
+    let rest = segments
+        .iter()
+        .filter(|s| matches!(s, Segment::Rest))
+        .count();
+    (literal, usize::MAX - rest)
+}
+
+/// The name a signal most likely gives `path` among `candidates`: itself, else the most
+/// specific matching template, else the catch-all label.
+pub fn resolve<'a, I>(path: &str, candidates: I) -> Option<&'a str>
+where
+    I: IntoIterator<Item = &'a String> + Clone,
+{
+    if let Some(exact) = candidates.clone().into_iter().find(|c| c.as_str() == path) {
+        return Some(exact);
+    }
+    candidates
+        .clone()
+        .into_iter()
+        .filter(|c| !is_catch_all(c) && matches(c, path))
+        .max_by_key(|c| specificity(c))
+        .or_else(|| candidates.into_iter().find(|c| is_catch_all(c)))
+        .map(String::as_str)
+}
+
+/// A path with a segment that is an id (a number, a UUID, a long hex string): a concrete URL,
+/// not a route template.
+pub fn looks_concrete(path: &str) -> bool {
+    segments(path)
+        .iter()
+        .any(|segment| placeholder_span(segment).is_none() && looks_like_id(segment))
+}
+
+fn looks_like_id(segment: &str) -> bool {
+    let numeric = !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit());
+    let uuid = segment.len() == 36
+        && segment.bytes().filter(|b| *b == b'-').count() == 4
+        && segment.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+    let hex = segment.len() >= 16
+        && segment.bytes().all(|b| b.is_ascii_hexdigit())
+        && segment.bytes().any(|b| b.is_ascii_digit());
+    numeric || uuid || hex
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_framework_spelling_matches_its_concrete_paths() {
+        for template in [
+            "/api/users/{user_id}",
+            "/api/users/{user_id:int}",
+            "/api/users/{id:[0-9]+}",
+            "/api/users/:user_id",
+            "/api/users/:user_id(\\d+)",
+            "/api/users/<user_id>",
+            "/api/users/<int:user_id>",
+            "api/users/<int:user_id>",
+            "/api/users/[id]",
+            "/api/users/#val",
+            "/api/users/*",
+            "/api/{*rest}",
+            "/api/{rest:path}",
+            "/api/<path:rest>",
+            "/api/[...slug]",
+            "/api/*rest",
+            "/api/:rest*",
+        ] {
+            assert!(matches(template, "/api/users/7"), "{template}");
+            assert!(!matches(template, "/health"), "{template}");
+            assert!(has_placeholder(template), "{template}");
+        }
+        assert!(!matches("/api/users/{id}", "/api/users/"));
+        assert!(!matches("/api/users/{id}", "/api/users/1/x"));
+        assert!(matches("/files/{name}.json", "/files/a.json"));
+        assert!(!matches("/files/{name}.json", "/files/a.xml"));
+        assert!(!has_placeholder("/api/users"));
+    }
+
+    #[test]
+    fn the_most_specific_template_wins_and_catch_alls_come_last() {
+        let candidates: Vec<String> = [
+            "/api/users/{user_id}",
+            "/api/{*rest}",
+            "<unmatched>",
+            "/health",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        assert_eq!(
+            resolve("/api/users/7", &candidates),
+            Some("/api/users/{user_id}")
+        );
+        assert_eq!(resolve("/api/other", &candidates), Some("/api/{*rest}"));
+        assert_eq!(resolve("/nope", &candidates), Some("<unmatched>"));
+        assert_eq!(resolve("/health", &candidates), Some("/health"));
+        let raw: Vec<String> = vec!["/api/users/7".into()];
+        assert_eq!(resolve("/api/users/9", &raw), None);
+    }
+
+    #[test]
+    fn catch_all_labels_are_recognised() {
+        for label in [
+            "<unmatched>",
+            "unmatched",
+            "UNKNOWN",
+            "other",
+            "",
+            "not_found",
+        ] {
+            assert!(is_catch_all(label), "{label}");
+        }
+        for label in ["/api/users/{id}", "health", "/*"] {
+            assert!(!is_catch_all(label), "{label}");
+        }
+    }
+
+    #[test]
+    fn concrete_paths_are_told_from_templates() {
+        assert!(looks_concrete("/api/users/1"));
+        assert!(looks_concrete(
+            "/api/users/123e4567-e89b-12d3-a456-426614174000"
+        ));
+        assert!(!looks_concrete("/api/users/{user_id}"));
+        assert!(!looks_concrete("/api/users/:user_id"));
+        assert!(!looks_concrete("/api/v2/users"));
+        assert!(!looks_concrete("<unmatched>"));
+    }
+}
