@@ -190,10 +190,23 @@ impl CheckContext {
         )
     }
 
-    /// One fresh scrape of the target's `/metrics` (not the shared one), for checks that compare
-    /// scrapes over time.
-    pub async fn fresh_scrape(&self) -> Option<Result<MetricsScrape, ScrapeFailure>> {
-        Some(Self::scrape_once(self.metrics.as_ref()?).await)
+    /// Fresh scrapes of the target's `/metrics` (not the shared one), each over a new
+    /// connection, for checks that compare scrapes over time: behind one port, several worker
+    /// processes each get a turn. Scrapes that fail are left out.
+    pub async fn fresh_scrapes(&self, count: usize) -> Vec<MetricsScrape> {
+        let Some(endpoint) = self.metrics.as_ref() else {
+            return Vec::new();
+        };
+        let Ok(endpoint) = endpoint.one_connection_per_scrape() else {
+            return Vec::new();
+        };
+        let mut scrapes = Vec::with_capacity(count);
+        for _ in 0..count {
+            if let Ok(scrape) = Self::scrape_once(&endpoint).await {
+                scrapes.push(scrape);
+            }
+        }
+        scrapes
     }
 
     async fn scrape_once(endpoint: &MetricsEndpoint) -> Result<MetricsScrape, ScrapeFailure> {

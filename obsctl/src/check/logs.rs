@@ -68,20 +68,31 @@ impl Problems {
     }
 }
 
-/// The lines to judge, or the outcome that says why there are none.
-async fn lines_or_outcome(ctx: &CheckContext) -> Result<(&LogInput, &[LogLine]), Outcome> {
+/// The lines to judge, or the outcome that says why there are none: `logs-json-stdout` (the
+/// `first` check) fails for an empty stdout; the others are then not judged, not failed twice.
+async fn lines_or_outcome(
+    ctx: &CheckContext,
+    first: bool,
+) -> Result<(&LogInput, &[LogLine]), Outcome> {
     let (Some(input), Some(lines)) = (&ctx.logs, ctx.log_lines().await) else {
         return Err(Outcome::skip("no log source given", NO_LOGS));
     };
     if lines.is_empty() {
-        return Err(empty(input));
+        return Err(if first {
+            empty(input)
+        } else {
+            Outcome::skip(
+                format!("not judged: no log lines on {}", input.origin),
+                "the logs-json-stdout check says why",
+            )
+        });
     }
     Ok((input, lines))
 }
 
 /// `logs-json-stdout`: every stdout line is a JSON object with timestamp, level, service, message.
 pub async fn json_lines(ctx: &CheckContext) -> Outcome {
-    let (input, lines) = match lines_or_outcome(ctx).await {
+    let (input, lines) = match lines_or_outcome(ctx, true).await {
         Ok(found) => found,
         Err(outcome) => return outcome,
     };
@@ -132,7 +143,7 @@ pub async fn json_lines(ctx: &CheckContext) -> Outcome {
 
 /// `logs-fields`: request lines carry the seven fields of the checklist with the right types.
 pub async fn request_fields(ctx: &CheckContext) -> Outcome {
-    let (input, lines) = match lines_or_outcome(ctx).await {
+    let (input, lines) = match lines_or_outcome(ctx, false).await {
         Ok(found) => found,
         Err(outcome) => return outcome,
     };
@@ -171,7 +182,7 @@ pub async fn request_fields(ctx: &CheckContext) -> Outcome {
 
 /// `logs-level-by-status`: 5xx at ERROR, 4xx at WARNING, the rest at INFO.
 pub async fn level_by_status(ctx: &CheckContext) -> Outcome {
-    let (input, lines) = match lines_or_outcome(ctx).await {
+    let (input, lines) = match lines_or_outcome(ctx, false).await {
         Ok(found) => found,
         Err(outcome) => return outcome,
     };
@@ -217,7 +228,7 @@ pub async fn level_by_status(ctx: &CheckContext) -> Outcome {
 
 /// `logs-timestamp-format`: timestamps are RFC 3339 with a UTC offset.
 pub async fn timestamp_format(ctx: &CheckContext) -> Outcome {
-    let (_, lines) = match lines_or_outcome(ctx).await {
+    let (_, lines) = match lines_or_outcome(ctx, false).await {
         Ok(found) => found,
         Err(outcome) => return outcome,
     };
@@ -351,32 +362,48 @@ fn no_request_lines(input: &LogInput, total: usize) -> Outcome {
     )
 }
 
-/// No lines at all: say where they might have gone.
+/// No lines at all: say where they might have gone, and what those lines would still lack.
 fn empty(input: &LogInput) -> Outcome {
-    let on_stderr = input
-        .stderr
-        .as_ref()
-        .map(|stderr| stderr.lines())
-        .filter(|lines| lines.iter().any(|l| l.parsed.is_ok()));
-    match on_stderr {
-        Some(lines) => Outcome::fail(
-            format!(
-                "nothing on {}, but {} JSON lines on stderr",
-                input.origin,
-                lines.len()
-            ),
-            STDERR_HINT,
-        )
-        .evidence(format!(
-            "stderr line {}: {}",
-            lines[0].number,
-            clip(&lines[0].text)
-        )),
-        None => Outcome::fail(
+    let stderr = input.stderr.as_ref().map(|stderr| stderr.lines());
+    let json: Vec<&LogLine> = stderr
+        .iter()
+        .flatten()
+        .filter(|l| l.parsed.is_ok())
+        .collect();
+    let Some(first) = json.first() else {
+        return Outcome::fail(
             format!("no log lines from {}", input.origin),
             "the service must log one JSON line per request on stdout",
+        );
+    };
+    let mut outcome = Outcome::fail(
+        format!(
+            "nothing on {}, but {} JSON lines on stderr",
+            input.origin,
+            json.len()
         ),
+        STDERR_HINT,
+    )
+    .evidence(format!(
+        "stderr line {}: {}",
+        first.number,
+        clip(&first.text)
+    ));
+    let lacking: Vec<String> = LINE_KEYS
+        .iter()
+        .filter_map(|key| {
+            let without = json.iter().filter(|l| l.field(key).is_none()).count();
+            (without > 0).then(|| format!("`{key}` ({without} of {})", json.len()))
+        })
+        .collect();
+    if !lacking.is_empty() {
+        outcome = outcome.evidence(format!(
+            "those stderr lines also lack {}: python-json-logger prints only the message and the \
+             `extra` fields unless its format names the others",
+            lacking.join(", ")
+        ));
     }
+    outcome
 }
 
 /// The first 160 characters of a line, for evidence.

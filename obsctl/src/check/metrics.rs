@@ -339,7 +339,7 @@ pub async fn cardinality(ctx: &CheckContext) -> Outcome {
             paths.len()
         ));
     }
-    let examples: Vec<&str> = raw.iter().chain(&siblings).copied().collect();
+    let examples: BTreeSet<&str> = raw.iter().chain(&siblings).copied().collect();
     Outcome::judged(
         vec![
             Finding::new(
@@ -385,7 +385,10 @@ pub async fn process(ctx: &CheckContext) -> Outcome {
         Err(outcome) => return outcome,
     };
     let Ok(parsed) = &scrape.parsed else {
-        return Outcome::fail("/metrics does not parse", "see the metrics-endpoint check");
+        return Outcome::skip(
+            "not judged: /metrics is not Prometheus text",
+            "the metrics-endpoint check says why",
+        );
     };
     let missing: Vec<&str> = ["process_cpu_seconds_total", "process_resident_memory_bytes"]
         .into_iter()
@@ -436,9 +439,9 @@ async fn contract_family<'a>(
     let scrape = usable_scrape(ctx).await?;
     let Ok(parsed) = &scrape.parsed else {
         // The service answered, with something that is not metrics: its failure, not a source's.
-        return Err(Outcome::fail(
-            "/metrics does not parse",
-            "see the metrics-endpoint check",
+        return Err(Outcome::skip(
+            "not judged: /metrics is not Prometheus text",
+            "the metrics-endpoint check says why",
         ));
     };
     let alt = name.strip_suffix("_total");

@@ -222,10 +222,11 @@ impl Outcome {
         if !self.findings.is_empty() || self.status != Status::Fail {
             return self.findings;
         }
+        // The evidence stays the result's own: it is reported beside the findings.
         vec![Finding {
             what: self.detail,
             count: 1,
-            examples: self.evidence.into_iter().take(MAX_EXAMPLES).collect(),
+            examples: Vec::new(),
             hint: self.hint.unwrap_or_default(),
         }]
     }

@@ -18,10 +18,59 @@
 enum Segment<'a> {
     /// Exactly this text.
     Literal(&'a str),
-    /// One non-empty segment, with literal text around the placeholder (`{name}.json`).
-    One { prefix: &'a str, suffix: &'a str },
+    /// One non-empty segment, with literal text around the placeholder (`{name}.json`), of
+    /// the kind its converter or pattern allows.
+    One {
+        prefix: &'a str,
+        suffix: &'a str,
+        kind: Kind,
+    },
     /// Zero or more segments: the rest of the path.
     Rest,
+}
+
+/// What a placeholder accepts, from its converter (`<int:id>`, `{id:int}`) or pattern
+/// (`:id(\\d+)`, `{id:[0-9]+}`): a request whose segment the converter refuses never reaches
+/// the route (Flask answers it 404 as unmatched).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Any,
+    Int,
+    Float,
+    Uuid,
+}
+
+impl Kind {
+    fn of(placeholder: &str) -> Self {
+        let spec = placeholder.to_ascii_lowercase();
+        if spec.contains("uuid") || spec.contains("guid") {
+            Self::Uuid
+        } else if spec.contains("float") || spec.contains("double") || spec.contains("decimal") {
+            Self::Float
+        } else if spec.contains("int")
+            || spec.contains("\\d")
+            || spec.contains("[0-9]")
+            || spec.contains("long")
+        {
+            Self::Int
+        } else {
+            Self::Any
+        }
+    }
+
+    fn accepts(self, value: &str) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Int => {
+                let digits = value.strip_prefix('-').unwrap_or(value);
+                !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+            }
+            Self::Float => value.parse::<f64>().is_ok(),
+            Self::Uuid => {
+                value.len() == 36 && value.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+            }
+        }
+    }
 }
 
 fn segment(text: &str) -> Segment<'_> {
@@ -34,6 +83,7 @@ fn segment(text: &str) -> Segment<'_> {
     Segment::One {
         prefix: &text[..start],
         suffix: &text[end..],
+        kind: Kind::of(&text[start..end]),
     }
 }
 
@@ -174,10 +224,15 @@ fn matches_from(want: &[Segment<'_>], have: &[&str]) -> bool {
             };
             let ok = match first {
                 Segment::Literal(text) => text == segment,
-                Segment::One { prefix, suffix } => {
+                Segment::One {
+                    prefix,
+                    suffix,
+                    kind,
+                } => {
                     segment.len() > prefix.len() + suffix.len()
                         && segment.starts_with(prefix)
                         && segment.ends_with(suffix)
+                        && kind.accepts(&segment[prefix.len()..segment.len() - suffix.len()])
                 }
                 Segment::Rest => unreachable!("handled above"),
             };
@@ -272,6 +327,28 @@ mod tests {
         assert!(matches("/files/{name}.json", "/files/a.json"));
         assert!(!matches("/files/{name}.json", "/files/a.xml"));
         assert!(!has_placeholder("/api/users"));
+    }
+
+    #[test]
+    fn converters_refuse_what_their_framework_refuses() {
+        for template in [
+            "/api/users/<int:user_id>",
+            "/api/users/{user_id:int}",
+            "/api/users/:id(\\d+)",
+            "/api/users/{id:[0-9]+}",
+        ] {
+            assert!(matches(template, "/api/users/7"), "{template}");
+            assert!(!matches(template, "/api/users/not-a-number"), "{template}");
+        }
+        assert!(matches("/api/users/<user_id>", "/api/users/not-a-number"));
+        assert!(matches(
+            "/items/<uuid:id>",
+            "/items/123e4567-e89b-12d3-a456-426614174000"
+        ));
+        assert!(!matches("/items/<uuid:id>", "/items/7"));
+        // Flask answers a non-integer id 404 as unmatched: accounting finds it there.
+        let candidates: Vec<String> = vec!["/api/users/<int:user_id>".into(), "<unmatched>".into()];
+        assert_eq!(resolve("/api/users/abc", &candidates), Some("<unmatched>"));
     }
 
     #[test]

@@ -11,8 +11,9 @@ pub fn judge_spans(spans: &[ReceivedSpan], service: &str, place: &str) -> Outcom
     if spans.is_empty() {
         return Outcome::fail(
             format!("no spans arrived at {place}"),
-            "export with an OTLP/gRPC span exporter and a batch processor; point \
-             OTEL_EXPORTER_OTLP_ENDPOINT at the collector (gRPC, port 4317)",
+            "export with an OTLP/gRPC span exporter and a batch processor that honours \
+             OTEL_EXPORTER_OTLP_ENDPOINT (gRPC, port 4317): an endpoint written in the code, as \
+             in OTLPSpanExporter(endpoint=\"localhost:4317\"), ignores the environment",
         );
     }
     let unnamed = spans

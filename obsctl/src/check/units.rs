@@ -22,7 +22,12 @@ pub async fn durations_agree(ctx: &CheckContext) -> Outcome {
     let parsed = match ctx.scrape().await {
         Some(Ok(scrape)) => match &scrape.parsed {
             Ok(parsed) => parsed,
-            Err(_) => return Outcome::skip("/metrics does not parse", "see metrics-endpoint"),
+            Err(_) => {
+                return Outcome::skip(
+                    "not judged: /metrics is not Prometheus text",
+                    "the metrics-endpoint check says why",
+                );
+            }
         },
         Some(Err(_)) => return Outcome::skip("/metrics could not be read", "see metrics-endpoint"),
         None => return Outcome::skip("needs /metrics and the service's logs", NEEDS),

@@ -242,14 +242,29 @@ pub struct HttpClient {
 impl HttpClient {
     /// Build a client with `options`.
     pub fn new(options: HttpOptions) -> Result<Self, SourceError> {
-        let client = reqwest::Client::builder()
+        Self::build(options, true)
+    }
+
+    fn build(options: HttpOptions, keep_alive: bool) -> Result<Self, SourceError> {
+        let mut builder = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .timeout(options.timeout)
             .connect_timeout(options.connect_timeout)
-            .no_proxy()
+            .no_proxy();
+        if !keep_alive {
+            builder = builder.pool_max_idle_per_host(0);
+        }
+        let client = builder
             .build()
             .map_err(|e| SourceError::Client(e.to_string()))?;
         Ok(Self { client, options })
+    }
+
+    /// A client with the same settings that opens a new connection for every request: behind
+    /// one port, several worker processes then each answer as the OS hands them connections,
+    /// where a kept-alive connection always reaches the same one.
+    pub fn one_connection_per_request(&self) -> Result<Self, SourceError> {
+        Self::build(self.options.clone(), false)
     }
 
     /// The client's settings.

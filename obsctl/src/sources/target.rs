@@ -38,6 +38,15 @@ impl MetricsEndpoint {
         Self::new(client, join(base, "/metrics"))
     }
 
+    /// The same endpoint, scraped over a new connection each time (see
+    /// [`HttpClient::one_connection_per_request`]).
+    pub fn one_connection_per_scrape(&self) -> Result<Self, SourceError> {
+        Ok(Self {
+            client: self.client.one_connection_per_request()?,
+            ..self.clone()
+        })
+    }
+
     /// The URL scraped.
     pub fn url(&self) -> &str {
         &self.url

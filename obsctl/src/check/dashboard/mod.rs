@@ -88,7 +88,11 @@ pub fn judge(dashboard: &Dashboard, results: &[QueryResult]) -> Outcome {
                 "{} of {} evaluated panel queries return no data: {}{skipped_note}",
                 failed.len(),
                 results.len() - skipped.len(),
-                describe_all(&failed)
+                failed
+                    .iter()
+                    .map(|r| format!("{:?}", r.panel))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             "send traffic first (obsctl load), make the queries' labels match the scrape job \
              (job=\"fastapi-backend\") and the log labels (service=\"fastapi-backend\"), and \
@@ -178,10 +182,11 @@ mod tests {
         );
         assert_eq!(outcome.status, crate::check::model::Status::Fail);
         assert!(outcome.detail.contains("1 of 2"), "{}", outcome.detail);
+        assert!(outcome.detail.contains("no data: \"B\""), "{}", outcome.detail);
         assert!(
-            outcome.detail.contains("\"B\" (`q_B`): no data"),
-            "{}",
-            outcome.detail
+            outcome.evidence.iter().any(|e| e == "B: q_B -> no data"),
+            "{:?}",
+            outcome.evidence
         );
         assert!(
             outcome.detail.contains("skipped: \"C\""),
