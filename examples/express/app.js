@@ -1,0 +1,201 @@
+'use strict';
+// The Express application: the contract's routes, and the one middleware that records every
+// request in the metrics and the log once its response is done.
+
+const http = require('http');
+const express = require('express');
+const { trace } = require('@opentelemetry/api');
+
+const metrics = require('./metrics');
+
+/** The `path` label of requests that matched no route: one series for all of them. */
+const UNMATCHED = '<unmatched>';
+
+/** Where server.js leaves the request's SERVER span (see `serverSpanOf`). */
+const SERVER_SPAN = Symbol('serverSpan');
+
+/** Largest accepted request body. */
+const BODY_LIMIT = '64kb';
+
+/**
+ * Remembers the span active when Node hands the request to Express: the http
+ * instrumentation's SERVER span. Inside Express middleware the active span is the express
+ * instrumentation's own layer span instead, whose id would not lead from a log line to the
+ * request's SERVER span.
+ */
+function rememberServerSpan(req, span) {
+  req[SERVER_SPAN] = span;
+}
+
+/** A small in-memory store, seeded with the demo users. */
+class Users {
+  constructor() {
+    this.byId = new Map();
+    this.nextId = 1;
+    for (const name of ['Alice', 'Bob', 'Carol']) this.create(name);
+  }
+
+  get(id) {
+    return this.byId.get(id);
+  }
+
+  create(name) {
+    const user = { id: this.nextId++, name };
+    this.byId.set(user.id, user);
+    return user;
+  }
+}
+
+/**
+ * Parses JSON bodies sent as JSON or without a content type (as FastAPI does); other types
+ * leave `req.body` undefined, which the route answers with 422.
+ */
+const parseJson = express.json({
+  limit: BODY_LIMIT,
+  type: (req) => !req.headers['content-type'] || Boolean(req.is(['json', '+json'])),
+});
+
+function detail(res, status, message) {
+  res.status(status).json({ detail: message });
+}
+
+/** The route template a request matched, or `<unmatched>`. */
+function routeOf(req) {
+  return req.route ? `${req.baseUrl}${req.route.path}` : UNMATCHED;
+}
+
+/** The level of a request line: 5xx ERROR, 4xx WARNING, else INFO. */
+function levelFor(status) {
+  if (status >= 500) return 'error';
+  if (status >= 400) return 'warn';
+  return 'info';
+}
+
+/**
+ * Records the request exactly once, when its response is done (or the client went away):
+ * a counter increment and a histogram observation labelled with the route template, and one
+ * `Request completed` log line with the raw path and the ids of the request's SERVER span.
+ */
+function observe(logger) {
+  return function observeRequest(req, res, next) {
+    const started = process.hrtime.bigint();
+    const endpoint = req.originalUrl.split('?', 1)[0];
+    const method = req.method;
+    // Captured now: by 'close' the span has ended and the active context may be gone. The
+    // active span here would be the express instrumentation's layer span, hence SERVER_SPAN.
+    const spanContext = req[SERVER_SPAN]?.spanContext();
+    // 'close' follows 'finish' on every response, and also fires when the client disconnects
+    // before the answer was sent (which 'finish' never reports): counted as 499.
+    res.once('close', () => {
+      const elapsedNs = Number(process.hrtime.bigint() - started);
+      const status = res.headersSent ? res.statusCode : 499;
+      metrics.record(
+        { method, path: routeOf(req), status_code: String(status) },
+        elapsedNs / 1e9,
+      );
+      const fields = {
+        endpoint,
+        method,
+        status_code: status,
+        duration_ms: elapsedNs / 1e6,
+      };
+      if (spanContext) {
+        fields.trace_id = spanContext.traceId;
+        fields.span_id = spanContext.spanId;
+      }
+      logger[levelFor(status)](fields, 'Request completed');
+    });
+    next();
+  };
+}
+
+/** The application, logging to `logger`. */
+function createApp(logger) {
+  const app = express();
+  app.disable('x-powered-by');
+  const users = new Users();
+  const tracer = trace.getTracer('obsctl-example-express');
+
+  app.use(observe(logger));
+
+  app.get('/health', (req, res) => {
+    res.json({ status: 'ok' });
+  });
+
+  app.get('/metrics', async (req, res) => {
+    const body = await metrics.register.metrics();
+    res.set('Content-Type', metrics.register.contentType).send(body);
+  });
+
+  app.get('/api/users/:user_id', (req, res) => {
+    const raw = req.params.user_id;
+    if (!/^[+-]?\d+$/.test(raw)) {
+      return detail(res, 422, 'user_id must be an integer');
+    }
+    const id = Number(raw);
+    tracer.startActiveSpan('get_user', { attributes: { user_id: id } }, (span) => {
+      const user = Number.isSafeInteger(id) ? users.get(id) : undefined;
+      span.end();
+      if (!user) return detail(res, 404, 'User not found');
+      return res.json(user);
+    });
+  });
+
+  app.post('/api/users', parseJson, (req, res) => {
+    const body = req.body;
+    if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+      return detail(res, 422, 'the body must be a JSON object with a string `name`');
+    }
+    if (typeof body.name !== 'string') {
+      return detail(res, 422, '`name` is required and must be a string');
+    }
+    tracer.startActiveSpan('create_user', (span) => {
+      const user = users.create(body.name);
+      span.setAttribute('user_id', user.id);
+      span.end();
+      res.status(201).json(user);
+    });
+  });
+
+  // Known paths, other methods: 405 (as FastAPI answers), labelled with the route template.
+  for (const [path, allow] of [
+    ['/health', 'GET, HEAD'],
+    ['/metrics', 'GET, HEAD'],
+    ['/api/users/:user_id', 'GET, HEAD'],
+    ['/api/users', 'POST'],
+  ]) {
+    app.all(path, (req, res) => {
+      res.set('Allow', allow);
+      detail(res, 405, 'Method Not Allowed');
+    });
+  }
+
+  app.use((req, res) => {
+    detail(res, 404, 'Not Found');
+  });
+
+  // Errors become `{"detail": ...}` answers. Parser messages can quote the body, so fixed
+  // texts are sent instead, and nothing the client sent reaches the log.
+  // eslint-disable-next-line no-unused-vars
+  app.use((err, req, res, next) => {
+    if (res.headersSent) return req.socket.destroy();
+    switch (err.type) {
+      case 'entity.parse.failed':
+        return detail(res, 422, 'the body is not valid JSON');
+      case 'entity.too.large':
+        return detail(res, 413, `the body is larger than ${BODY_LIMIT}`);
+      default:
+        break;
+    }
+    const status = Number(err.status ?? err.statusCode);
+    if (status >= 400 && status < 500) {
+      return detail(res, status, http.STATUS_CODES[status] ?? 'Bad Request');
+    }
+    logger.error({ error_type: err.name ?? typeof err }, 'Unhandled error');
+    return detail(res, 500, 'Internal Server Error');
+  });
+
+  return app;
+}
+
+module.exports = { createApp, rememberServerSpan };
