@@ -342,6 +342,37 @@ pub fn markdown_table() -> String {
 mod tests {
     use super::*;
 
+    const BEGIN: &str = "<!-- checks:begin -->\n";
+    const END: &str = "<!-- checks:end -->";
+
+    /// README.md's table of checks is generated from the registry; `OBSCTL_BLESS=1 cargo test
+    /// -p obsctl --lib registry` writes it after a change.
+    #[test]
+    fn the_readme_table_is_the_registry() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md");
+        let readme = std::fs::read_to_string(path).expect("README.md is readable");
+        let start = readme
+            .find(BEGIN)
+            .expect("README.md has the checks:begin marker")
+            + BEGIN.len();
+        let end = readme
+            .find(END)
+            .expect("README.md has the checks:end marker");
+        let want = markdown_table();
+        if readme[start..end] == want {
+            return;
+        }
+        if std::env::var_os("OBSCTL_BLESS").is_some() {
+            let updated = format!("{}{want}{}", &readme[..start], &readme[end..]);
+            std::fs::write(path, updated).expect("README.md is writable");
+            return;
+        }
+        panic!(
+            "README.md's table of checks differs from the registry: run \
+             OBSCTL_BLESS=1 cargo test -p obsctl --lib registry\nexpected:\n{want}"
+        );
+    }
+
     #[test]
     fn ids_are_unique_kebab_case_and_documented() {
         let mut seen = std::collections::BTreeSet::new();

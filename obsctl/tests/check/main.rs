@@ -4,6 +4,7 @@
 //! passes. Fake Prometheus answers use the documented bodies of its HTTP API.
 
 mod accounting;
+mod cli;
 mod exposition;
 mod helpers;
 mod logs;

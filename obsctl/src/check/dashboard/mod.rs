@@ -182,7 +182,11 @@ mod tests {
         );
         assert_eq!(outcome.status, crate::check::model::Status::Fail);
         assert!(outcome.detail.contains("1 of 2"), "{}", outcome.detail);
-        assert!(outcome.detail.contains("no data: \"B\""), "{}", outcome.detail);
+        assert!(
+            outcome.detail.contains("no data: \"B\""),
+            "{}",
+            outcome.detail
+        );
         assert!(
             outcome.evidence.iter().any(|e| e == "B: q_B -> no data"),
             "{:?}",
