@@ -62,11 +62,17 @@ impl Group {
             return Some(status);
         }
         self.signal(Signal::SIGTERM);
-        let status = match tokio::time::timeout(grace, self.child.wait()).await {
+        let deadline = tokio::time::Instant::now() + grace;
+        let status = match tokio::time::timeout_at(deadline, self.child.wait()).await {
             Ok(Ok(status)) => Some(status),
             _ => None,
         };
-        // Whatever else the group started goes too.
+        // The leader is often `sh -c`, which dash ends at once on SIGTERM while the service it
+        // started is still flushing: the rest of the group gets the rest of the grace.
+        while self.group_alive() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Whatever else the group started, and did not stop in time, goes too.
         self.signal(Signal::SIGKILL);
         let status = match status {
             Some(status) => Some(status),
@@ -75,6 +81,11 @@ impl Group {
         // Reaped: the group id may be reused from now on, so Drop must not signal it.
         self.pgid = None;
         status
+    }
+
+    /// Whether any process of the group is still there (signal 0 reaches one).
+    fn group_alive(&self) -> bool {
+        self.pgid.is_some_and(|pgid| killpg(pgid, None).is_ok())
     }
 
     fn signal(&self, signal: Signal) {
@@ -88,5 +99,31 @@ impl Group {
 impl Drop for Group {
     fn drop(&mut self) {
         self.signal(Signal::SIGKILL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_service_under_a_shell_wrapper_gets_the_grace_to_finish() {
+        // dash ends `sh -c` at once on SIGTERM; the process it started traps SIGTERM, takes
+        // 300 ms to flush, and marks that it finished.
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let marker = dir.path().join("flushed");
+        let inner = format!(
+            "trap 'sleep 0.3; touch {}; exit 0' TERM; while :; do sleep 0.05; done",
+            marker.display()
+        );
+        let mut command = Command::new("sh");
+        command.arg("-c").arg(format!("sh -c \"{inner}\"; true"));
+        let group = Group::spawn(command, "wrapper").expect("sh starts");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        group.stop(Duration::from_secs(5)).await;
+        assert!(
+            marker.exists(),
+            "the wrapped service was killed before it flushed"
+        );
     }
 }
