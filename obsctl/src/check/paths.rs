@@ -211,8 +211,19 @@ pub fn matches(template: &str, path: &str) -> bool {
     }
     let want = segments_of_template(template);
     let have = segments(path);
+    // Rest placeholders backtrack: a label a hostile service made of many of them, against a
+    // long path, would cost exponential time. Real routes have one, rarely two.
+    let rests = want.iter().filter(|s| matches!(s, Segment::Rest)).count();
+    if rests > MAX_REST || want.len() > MAX_SEGMENTS || have.len() > MAX_SEGMENTS {
+        return false;
+    }
     matches_from(&want, &have)
 }
+
+/// Most rest placeholders in a template that is matched at all.
+const MAX_REST: usize = 2;
+/// Most segments in a template or a path that is matched at all.
+const MAX_SEGMENTS: usize = 64;
 
 fn matches_from(want: &[Segment<'_>], have: &[&str]) -> bool {
     match want.split_first() {
@@ -327,6 +338,15 @@ mod tests {
         assert!(matches("/files/{name}.json", "/files/a.json"));
         assert!(!matches("/files/{name}.json", "/files/a.xml"));
         assert!(!has_placeholder("/api/users"));
+    }
+
+    #[test]
+    fn a_label_made_of_wildcards_costs_no_more_than_a_route() {
+        let hostile = "/*".repeat(40);
+        let path = "/a".repeat(63) + "/b";
+        // Without the bound this call backtracks for hours.
+        assert!(!matches(&hostile, &path));
+        assert!(!matches(&"/*".repeat(3), &path));
     }
 
     #[test]
