@@ -110,7 +110,7 @@ pub async fn json_lines(ctx: &CheckContext) -> Outcome {
         for key in LINE_KEYS {
             match line.field(key) {
                 None | Some(Value::Null) => problems.add(
-                    format!("lines without `{key}`"),
+                    format!("lines without `{key}`{}", near_miss(line, key)),
                     "every line needs timestamp, level, service and message (python-json-logger \
                      prints only `message` unless its format names the others; add `service` as a \
                      static field)",
@@ -157,7 +157,7 @@ pub async fn request_fields(ctx: &CheckContext) -> Outcome {
             let example = format!("line {}: {}", line.number, clip(&line.text));
             match line.field(key) {
                 None | Some(Value::Null) => problems.add(
-                    format!("request lines without `{key}`"),
+                    format!("request lines without `{key}`{}", near_miss(line, key)),
                     "log one line per request after the response, with endpoint, method, \
                      status_code and duration_ms besides timestamp, level and service",
                     example,
@@ -270,6 +270,75 @@ pub async fn timestamp_format(ctx: &CheckContext) -> Outcome {
     )
 }
 
+/// Names other loggers give the contract's fields (pino, pino-http, structlog, python-json-logger
+/// defaults, OpenTelemetry's log attributes), so a missing field can be named with its cause.
+const ALIASES: &[(&str, &[&str])] = &[
+    (
+        "timestamp",
+        &["time", "@timestamp", "ts", "asctime", "datetime", "date"],
+    ),
+    (
+        "level",
+        &["levelname", "severity", "lvl", "log.level", "severity_text"],
+    ),
+    ("message", &["msg", "event", "@message", "body"]),
+    (
+        "service",
+        &["service.name", "service_name", "app", "application", "name"],
+    ),
+    (
+        "endpoint",
+        &[
+            "path",
+            "url",
+            "route",
+            "http.target",
+            "url.path",
+            "uri",
+            "req",
+        ],
+    ),
+    (
+        "method",
+        &["http.method", "http.request.method", "verb", "req"],
+    ),
+    (
+        "status_code",
+        &[
+            "status",
+            "statusCode",
+            "http.status_code",
+            "http.response.status_code",
+            "res",
+        ],
+    ),
+    (
+        "duration_ms",
+        &[
+            "duration",
+            "latency",
+            "responseTime",
+            "response_time",
+            "elapsed",
+            "took",
+            "duration_s",
+        ],
+    ),
+];
+
+/// " (the line has `time`: name it `timestamp`)" when the line carries another logger's name
+/// for `key`, else nothing.
+fn near_miss(line: &LogLine, key: &str) -> String {
+    let Some((_, aliases)) = ALIASES.iter().find(|(k, _)| *k == key) else {
+        return String::new();
+    };
+    aliases
+        .iter()
+        .find(|alias| line.field(alias).is_some_and(|v| !v.is_null()))
+        .map(|alias| format!(" (they have `{alias}`: the contract names it `{key}`)"))
+        .unwrap_or_default()
+}
+
 /// The type a request field must have; the finding's kind and fix when it has another.
 fn type_problem(key: &str, value: &Value, service: &str) -> Option<(String, &'static str)> {
     let is_string = value.is_string();
@@ -354,12 +423,31 @@ fn no_request_lines(input: &LogInput, total: usize) -> Outcome {
             STDERR_HINT,
         );
     }
-    Outcome::fail(
+    let found: Vec<String> = ["endpoint", "method", "status_code", "duration_ms"]
+        .iter()
+        .filter_map(|key| {
+            let lines = input.buffer.lines();
+            let with = lines.iter().find_map(|l| {
+                let miss = near_miss(l, key);
+                (!miss.is_empty()).then_some(miss)
+            })?;
+            Some(
+                with.trim()
+                    .trim_start_matches('(')
+                    .trim_end_matches(')')
+                    .replace("they have", "lines have"),
+            )
+        })
+        .collect();
+    let outcome = Outcome::fail(
         format!(
             "none of the {total} lines is a request line (with endpoint, method or status_code)"
         ),
-        "log one line per request after the response, with endpoint, method, status_code and duration_ms",
-    )
+        "log one line per request after the response, with endpoint, method, status_code and \
+         duration_ms (pino-http's `req`/`res`/`responseTime` objects are not these fields: \
+         flatten them with its customProps or a custom log line)",
+    );
+    found.into_iter().fold(outcome, Outcome::evidence)
 }
 
 /// No lines at all: say where they might have gone, and what those lines would still lack.

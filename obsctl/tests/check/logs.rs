@@ -360,3 +360,35 @@ async fn a_local_time_timestamp_warns_but_any_utc_spelling_passes() {
         &["2 timestamps"],
     );
 }
+
+#[tokio::test]
+async fn pino_defaults_are_named_with_the_fields_the_contract_wants_instead() {
+    // pino + pino-http out of the box: numeric level, epoch `time`, `msg`, and the request as
+    // `req` / `res` objects with `responseTime`.
+    let line = json!({
+        "level": 30, "time": 1_764_063_000_000_i64, "pid": 7, "hostname": "h",
+        "service": "fastapi-backend", "msg": "request completed",
+        "req": {"method": "GET", "url": "/api/users/1"}, "res": {"statusCode": 200},
+        "responseTime": 3,
+    });
+    let report = check_lines(&[line]).await;
+    assert_check(
+        &report,
+        "logs-json-stdout",
+        Status::Fail,
+        &[
+            "lines without `timestamp` (they have `time`: the contract names it `timestamp`)",
+            "lines without `message` (they have `msg`: the contract names it `message`)",
+        ],
+    );
+    assert_check(
+        &report,
+        "logs-fields",
+        Status::Fail,
+        &[
+            "none of the 1 lines is a request line",
+            "lines have `req`: the contract names it `endpoint`",
+            "pino-http",
+        ],
+    );
+}
