@@ -284,7 +284,7 @@ const ALIASES: &[(&str, &[&str])] = &[
     ("message", &["msg", "event", "@message", "body"]),
     (
         "service",
-        &["service.name", "service_name", "app", "application", "name"],
+        &["service.name", "service_name", "app", "application"],
     ),
     (
         "endpoint",
