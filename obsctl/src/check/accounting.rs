@@ -550,7 +550,7 @@ fn judge(tally: &Tally, what: &str, lower_bound: bool, exclusive: bool) -> Vec<F
             .collect()
     };
     let total = tally.total_expected();
-    let mut findings = Vec::new();
+    let mut findings: Vec<Finding> = status_mixups(tally, what).into_iter().collect();
     let missing = tally.missing();
     if !missing.is_empty() {
         let lost: u64 = missing.iter().map(|(_, want, have)| want - have).sum();
@@ -581,6 +581,69 @@ fn judge(tally: &Tally, what: &str, lower_bound: bool, exclusive: bool) -> Vec<F
         }
     }
     findings
+}
+
+/// Routes whose requests are all there, under other statuses than the answers had: the status
+/// was read before the response was final.
+fn status_mixups(tally: &Tally, what: &str) -> Option<Finding> {
+    type Counts = BTreeMap<u16, u64>;
+    // The signal's path names per method, whatever the status: a request recorded under
+    // another status is still found under its route.
+    let mut names: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    for (method, path, _) in tally.observed.keys() {
+        names.entry(method).or_default().insert(path.clone());
+    }
+    let mut per_route: BTreeMap<(String, String), (Counts, Counts)> = BTreeMap::new();
+    for ((method, path, status), count) in &tally.expected {
+        let route = names
+            .get(method.as_str())
+            .and_then(|n| paths::resolve(path, n))
+            .unwrap_or(path);
+        let entry = per_route
+            .entry((method.clone(), route.to_owned()))
+            .or_default();
+        *entry.0.entry(*status).or_default() += count;
+    }
+    for ((method, path, status), count) in &tally.observed {
+        if let Some(entry) = per_route.get_mut(&(method.clone(), path.clone())) {
+            *entry.1.entry(*status).or_default() += count;
+        }
+    }
+    let show = |counts: &BTreeMap<u16, u64>| {
+        counts
+            .iter()
+            .map(|(status, n)| format!("{status} x{n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mixed: Vec<String> = per_route
+        .iter()
+        .filter(|((_, path), (sent, seen))| {
+            path != SCRAPE_PATH
+                && sent.values().sum::<u64>() == seen.values().sum::<u64>()
+                && sent != seen
+        })
+        .map(|((method, path), (sent, seen))| {
+            format!(
+                "{method} {path}: answered {}, recorded {}",
+                show(sent),
+                show(seen)
+            )
+        })
+        .collect();
+    (!mixed.is_empty()).then(|| {
+        Finding::new(
+            format!(
+                "{} routes have every {what}, under other statuses than the answers had",
+                mixed.len()
+            ),
+            mixed.len() as u64,
+            "record the status of the response as sent, after the handler and the error \
+             handlers ran (a middleware that reads it before call_next, or before an exception \
+             becomes a 500, records the wrong one)",
+        )
+        .examples(mixed)
+    })
 }
 
 #[cfg(test)]

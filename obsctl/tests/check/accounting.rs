@@ -621,3 +621,26 @@ async fn a_histogram_and_logs_that_disagree_by_a_thousand_fail_as_a_unit_error()
         &["the histogram says requests take 1143x longer than the log lines do"],
     );
 }
+
+#[tokio::test]
+async fn a_status_read_before_the_response_is_named_as_such() {
+    // A middleware that labels before the handler ran: the 404s are all there, as 200s.
+    let after: &[Series] = &[
+        ("GET", "/api/users/{user_id}", 200, 17),
+        ("POST", "/api/users", 201, 8),
+        ("GET", "/metrics", 200, 1),
+    ];
+    let target = FakeServer::exposition(&exposition_of(after)).await;
+    let ctx = accounting_context(&target, &exposition_of(BEFORE_TEMPLATES));
+    let report = run_checks(&ctx).await;
+    assert_check(
+        &report,
+        "accounting-metrics",
+        Status::Fail,
+        &[
+            "1 routes have every counter increment, under other statuses than the answers had",
+            "GET /api/users/{user_id}: answered 200 x5, 404 x2, recorded 200 x7",
+            "after the handler and the error handlers ran",
+        ],
+    );
+}
