@@ -225,7 +225,8 @@ fn histogram_findings(series: &[HistogramSeries]) -> Vec<Finding> {
             );
             continue;
         };
-        if one.buckets.windows(2).any(|w| w[1].1 < w[0].1) {
+        let cumulative = !one.buckets.windows(2).any(|w| w[1].1 < w[0].1);
+        if !cumulative {
             add(
                 format!("{DURATION} bucket counts are not cumulative (a larger `le` counts fewer)"),
                 "each bucket counts every observation up to its bound, smaller ones included: observe() with the client library, never write per-bucket counts by hand",
@@ -239,7 +240,8 @@ fn histogram_findings(series: &[HistogramSeries]) -> Vec<Finding> {
                 &one.labels,
             );
         }
-        if !sum.is_finite() || sum < 0.0 || !sum_fits_buckets(one, sum) {
+        // Limits read from counts already known wrong would blame a right _sum.
+        if !sum.is_finite() || sum < 0.0 || (cumulative && !sum_fits_buckets(one, sum)) {
             add(
                 format!("{DURATION}: _sum is not what the bucket counts allow"),
                 "add each observed duration to _sum in the buckets' unit (seconds): a _sum in milliseconds, or negative, breaks the average-latency panel",

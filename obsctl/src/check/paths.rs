@@ -41,8 +41,24 @@ enum Kind {
 }
 
 impl Kind {
+    /// The kind of a placeholder, read from its converter or pattern only, never from its name
+    /// (`{appointment_id}` is no integer): `<int:id>` before the colon, `{id:int}` after it,
+    /// `:id(\d+)` in the parentheses.
     fn of(placeholder: &str) -> Self {
-        let spec = placeholder.to_ascii_lowercase();
+        let spec = if let Some(inner) = placeholder.strip_prefix('<') {
+            inner.split_once(':').map_or("", |(converter, _)| converter)
+        } else if let Some(inner) = placeholder.strip_prefix('{') {
+            inner
+                .split_once(':')
+                .map_or("", |(_, constraint)| constraint)
+        } else if placeholder.starts_with(':') {
+            placeholder
+                .split_once('(')
+                .map_or("", |(_, pattern)| pattern)
+        } else {
+            ""
+        };
+        let spec = spec.to_ascii_lowercase();
         if spec.contains("uuid") || spec.contains("guid") {
             Self::Uuid
         } else if spec.contains("float") || spec.contains("double") || spec.contains("decimal") {
@@ -361,6 +377,13 @@ mod tests {
             assert!(!matches(template, "/api/users/not-a-number"), "{template}");
         }
         assert!(matches("/api/users/<user_id>", "/api/users/not-a-number"));
+        // The name is no converter.
+        assert!(matches(
+            "/api/appointments/{appointment_id}",
+            "/api/appointments/abc"
+        ));
+        assert!(matches("/api/points/:point_id", "/api/points/abc"));
+        assert!(matches("/api/places/<longitude>", "/api/places/abc"));
         assert!(matches(
             "/items/<uuid:id>",
             "/items/123e4567-e89b-12d3-a456-426614174000"

@@ -6,6 +6,7 @@
 mod accounting;
 mod cli;
 mod exposition;
+mod findings;
 mod helpers;
 mod logs;
 mod metrics;

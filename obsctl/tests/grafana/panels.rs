@@ -158,11 +158,19 @@ async fn a_panel_whose_query_returns_an_empty_vector_is_named_with_its_query() {
     assert_eq!(outcome.status, Status::Fail, "{outcome:#?}");
     assert!(outcome.detail.contains("1 of 8"), "{}", outcome.detail);
     assert!(
-        outcome.detail.contains("\"Errors Per Second\"")
-            && outcome.detail.contains("status_code=~\"5..\"")
-            && outcome.detail.contains("no data"),
+        outcome.detail.contains("no data: \"Errors Per Second\""),
         "{}",
         outcome.detail
+    );
+    assert!(
+        outcome
+            .evidence
+            .iter()
+            .any(|e| e.starts_with("Errors Per Second: ")
+                && e.contains("status_code=~\"5..\"")
+                && e.ends_with("-> no data")),
+        "{:?}",
+        outcome.evidence
     );
     assert!(
         !outcome.detail.contains("\"Total Requests\""),
@@ -236,9 +244,17 @@ async fn a_query_prometheus_rejects_fails_at_once_without_waiting() {
     );
     assert_eq!(outcome.status, Status::Fail, "{outcome:#?}");
     assert!(
-        outcome.detail.contains("\"Request Duration P60\"") && outcome.detail.contains("bad_data"),
+        outcome.detail.contains("\"Request Duration P60\""),
         "{}",
         outcome.detail
+    );
+    assert!(
+        outcome
+            .evidence
+            .iter()
+            .any(|e| e.starts_with("Request Duration P60: ") && e.contains("bad_data")),
+        "{:?}",
+        outcome.evidence
     );
 }
 
