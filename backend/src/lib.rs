@@ -1,4 +1,4 @@
-//! The reference service of the obsctl instrumentation contract (see DESIGN.md): a salvo app
+//! The reference service of the obsctl instrumentation contract (see docs/contract.md): a salvo app
 //! whose every request yields one Prometheus observation, one JSON log line on stdout and one
 //! OpenTelemetry SERVER span exported over OTLP/gRPC.
 

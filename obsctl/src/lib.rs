@@ -1,10 +1,13 @@
 //! obsctl: replay traffic against a service and prove that its Prometheus metrics, JSON logs and
-//! OpenTelemetry traces work, as the instrumentation contract in DESIGN.md defines them.
+//! OpenTelemetry traces work, as the instrumentation contract (docs/contract.md) defines them.
 
 pub mod check;
 pub mod cli;
+pub mod config_file;
 pub mod load;
+pub mod process;
 pub mod report;
 pub mod scenario;
 pub mod sources;
+pub mod tls;
 pub mod verify;

@@ -1,7 +1,10 @@
 //! Child processes that obsctl starts (the service under test, a local Prometheus): each in its
 //! own process group, so that stopping it also stops whatever it started (`sh -c` wrappers,
-//! workers), and killed on drop, so that nothing outlives obsctl on failure or Ctrl-C.
+//! workers), killed on drop, so that nothing outlives obsctl on failure or a signal, and watched
+//! by a [`Watchdog`], so that nothing outlives obsctl even when it is killed outright (SIGKILL,
+//! an OOM kill), when no code of obsctl's runs any more.
 
+use std::io::Write as _;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
@@ -14,27 +17,79 @@ use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 pub struct Group {
     child: Child,
     pgid: Option<Pid>,
+    /// Stops the group if obsctl dies first; dismissed once the group is stopped.
+    watchdog: Option<Watchdog>,
     /// What was started, for messages.
     pub description: String,
 }
 
+/// A small process that outlives obsctl only to stop a group: it reads a pipe whose write end
+/// only obsctl holds (close-on-exec, so no other child inherits it). At end of file, which the
+/// kernel delivers however obsctl ended, it sends the group SIGTERM, then SIGKILL 2 s later; a
+/// line on the pipe (the group is already stopped) dismisses it. `PR_SET_PDEATHSIG` would not
+/// do: it reaches only the group leader (often `sh -c`), never the service that it started.
+#[derive(Debug)]
+struct Watchdog {
+    pipe: std::io::PipeWriter,
+    /// Reaped by tokio in the background once dropped.
+    _process: Child,
+}
+
+/// The watchdog's script; `$0` is the process group to stop. `kill -s SIG -- -PGID` is the
+/// POSIX spelling that dash's built-in `kill` takes (`kill -TERM -- -PGID` it refuses).
+const WATCHDOG: &str = "read line; [ -n \"$line\" ] && exit 0; \
+     kill -s TERM -- -\"$0\" 2>/dev/null; sleep 2; kill -s KILL -- -\"$0\" 2>/dev/null";
+
+impl Watchdog {
+    fn start(pgid: Pid) -> std::io::Result<Self> {
+        let (read, pipe) = std::io::pipe()?;
+        let process = Command::new("sh")
+            .arg("-c")
+            .arg(WATCHDOG)
+            .arg(pgid.to_string())
+            .process_group(0)
+            .stdin(read)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        Ok(Self {
+            pipe,
+            _process: process,
+        })
+    }
+
+    /// The group is stopped: the watchdog leaves without signalling anything.
+    fn dismiss(mut self) {
+        let _ = self.pipe.write_all(b"stopped\n");
+    }
+}
+
 impl Group {
-    /// Starts `command` in a new process group with stdin closed and stdout/stderr piped.
+    /// Starts `command` in a new process group with stdin closed (stdout and stderr as the
+    /// caller set them), watched by a [`Watchdog`].
     pub fn spawn(mut command: Command, description: impl Into<String>) -> std::io::Result<Self> {
         command
             .process_group(0)
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
             .kill_on_drop(true);
         let child = command.spawn()?;
         let pgid = child
             .id()
             .and_then(|id| i32::try_from(id).ok())
             .map(Pid::from_raw);
+        let watchdog = match pgid.map(Watchdog::start) {
+            Some(Ok(watchdog)) => Some(watchdog),
+            Some(Err(error)) => {
+                // Without a watchdog the group still stops on every path obsctl survives.
+                eprintln!("obsctl: cannot start the watchdog of {pgid:?}: {error}");
+                None
+            }
+            None => None,
+        };
         Ok(Self {
             child,
             pgid,
+            watchdog,
             description: description.into(),
         })
     }
@@ -49,6 +104,11 @@ impl Group {
         self.child.stderr.take()
     }
 
+    /// The leader's process id, while it runs.
+    pub fn id(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// The exit status if the process already ended.
     pub fn try_exit(&mut self) -> Option<ExitStatus> {
         self.child.try_wait().ok().flatten()
@@ -59,6 +119,7 @@ impl Group {
         if let Some(status) = self.try_exit() {
             self.signal(Signal::SIGKILL);
             self.pgid = None;
+            self.dismiss_watchdog();
             return Some(status);
         }
         self.signal(Signal::SIGTERM);
@@ -80,7 +141,14 @@ impl Group {
         };
         // Reaped: the group id may be reused from now on, so Drop must not signal it.
         self.pgid = None;
+        self.dismiss_watchdog();
         status
+    }
+
+    fn dismiss_watchdog(&mut self) {
+        if let Some(watchdog) = self.watchdog.take() {
+            watchdog.dismiss();
+        }
     }
 
     /// Whether any process of the group is still there (signal 0 reaches one).
@@ -99,6 +167,7 @@ impl Group {
 impl Drop for Group {
     fn drop(&mut self) {
         self.signal(Signal::SIGKILL);
+        self.dismiss_watchdog();
     }
 }
 
@@ -118,6 +187,7 @@ mod tests {
         );
         let mut command = Command::new("sh");
         command.arg("-c").arg(format!("sh -c \"{inner}\"; true"));
+        command.stdout(Stdio::null()).stderr(Stdio::null());
         let group = Group::spawn(command, "wrapper").expect("sh starts");
         tokio::time::sleep(Duration::from_millis(200)).await;
         group.stop(Duration::from_secs(5)).await;

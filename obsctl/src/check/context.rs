@@ -10,8 +10,9 @@ use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
 use crate::report::RunReport;
+use crate::sources::auth::Endpoint;
 use crate::sources::exposition::Exposition;
-use crate::sources::grafana::{Grafana, GrafanaAuth};
+use crate::sources::grafana::Grafana;
 use crate::sources::http::{HttpClient, SourceError};
 use crate::sources::logs::{LogBuffer, LogLine};
 use crate::sources::loki::Loki;
@@ -21,6 +22,7 @@ use crate::sources::span::{ReceivedSpan, SpanKind};
 use crate::sources::target::{MetricsEndpoint, MetricsScrape};
 use crate::sources::tempo::Tempo;
 use crate::sources::window::TimeWindow;
+use crate::tls::TlsConfig;
 
 /// How often polling checks ask again while waiting for ingestion.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
@@ -46,19 +48,19 @@ pub struct LogInput {
     pub stderr: Option<LogBuffer>,
 }
 
-/// The Grafana stack's stores to check, as the user named them.
+/// The Grafana stack's stores to check, as the user named them, each with its credentials.
 #[derive(Debug, Clone, Default)]
 pub struct StackUrls {
-    /// Loki's base URL.
-    pub loki: Option<String>,
-    /// Tempo's base URL.
-    pub tempo: Option<String>,
-    /// Grafana's base URL.
-    pub grafana: Option<String>,
-    /// How to authenticate to Grafana.
-    pub grafana_auth: GrafanaAuth,
+    /// Loki (its tenant, if multi-tenant).
+    pub loki: Option<Endpoint>,
+    /// Tempo (its tenant, if multi-tenant).
+    pub tempo: Option<Endpoint>,
+    /// Grafana (a user or a service-account token).
+    pub grafana: Option<Endpoint>,
     /// A dashboard file whose panel queries are evaluated.
     pub dashboard: Option<PathBuf>,
+    /// TLS for every https:// source (and `obsctl verify`'s https:// target).
+    pub tls: TlsConfig,
 }
 
 /// The inputs of one check run.
@@ -75,7 +77,7 @@ pub struct CheckContext {
     pub loki: Option<Loki>,
     /// A Tempo server that should hold the service's traces.
     pub tempo: Option<Tempo>,
-    /// A Grafana that should be up with the three datasources and the Part 7 dashboard.
+    /// A Grafana that should be up with the three datasources and the 8-panel dashboard.
     pub grafana: Option<crate::sources::grafana::Grafana>,
     /// A dashboard JSON file whose every panel query should return data.
     pub dashboard: Option<std::path::PathBuf>,
@@ -140,21 +142,18 @@ impl CheckContext {
         }
     }
 
-    /// Adds the stack's stores: Loki, Tempo, Grafana and the dashboard file.
+    /// Adds the stack's stores: Loki, Tempo, Grafana (each asked with its own credentials over
+    /// `client`'s connections and TLS) and the dashboard file.
     pub fn add_stack(&mut self, client: &HttpClient, stack: &StackUrls) {
-        let base = |url: &String| url.trim_end_matches('/').to_owned();
-        self.loki = stack
-            .loki
-            .as_ref()
-            .map(|u| Loki::new(client.clone(), base(u)));
-        self.tempo = stack
-            .tempo
-            .as_ref()
-            .map(|u| Tempo::new(client.clone(), base(u)));
+        let with = |e: &Endpoint| client.with_credentials(&e.credentials);
+        let base = |e: &Endpoint| e.url.trim_end_matches('/').to_owned();
+        self.loki = stack.loki.as_ref().map(|e| Loki::new(with(e), base(e)));
+        self.tempo = stack.tempo.as_ref().map(|e| Tempo::new(with(e), base(e)));
+        // Grafana's adapter sends the Authorization itself, to tell "refused" from "required".
         self.grafana = stack
             .grafana
             .as_ref()
-            .map(|u| Grafana::new(client.clone(), base(u)).with_auth(stack.grafana_auth.clone()));
+            .map(|e| Grafana::new(with(e), base(e)).with_auth(e.credentials.auth.clone()));
         self.dashboard = stack.dashboard.clone();
     }
 

@@ -41,15 +41,13 @@ pub async fn thresholds(ctx: &CheckContext) -> Outcome {
             )
         })
         .collect();
-    if run.requests_sent + run.requests_not_started > 0 && super::accounting::answered(run) == 0 {
+    let due = run.requests_due();
+    if due > 0 && super::accounting::answered(run) == 0 {
         findings.insert(
             0,
             Finding::new(
-                format!(
-                    "none of the {} requests got an answer",
-                    run.requests_sent + run.requests_not_started
-                ),
-                run.requests_sent + run.requests_not_started,
+                format!("none of the {due} requests got an answer"),
+                due,
                 "check that the service listens at the target URL",
             ),
         );

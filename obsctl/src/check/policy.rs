@@ -1,38 +1,25 @@
 //! The policy: which level each check runs at. Layers, the last one winning: the registry's
 //! default, the defaults of the run's situation (e.g. the built-in smoke scenario), the policy
-//! file (`obsctl.toml` in the working directory, or `--config FILE`), then `--deny/--warn/--allow
-//! ID`. `--strict` denies everything that is not explicitly allowed, skips included.
+//! part of the config file (`strict` and `[checks]` of `obsctl.toml` in the working directory,
+//! or `--config FILE`; see [`crate::config_file`]), then `--deny/--warn/--allow ID`. `--strict`
+//! denies everything that is not explicitly allowed, skips included.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-
 use super::model::Level;
 use super::registry::{self, CheckDef};
+use crate::config_file::{self, ConfigFileError, LoadedFile};
 
 /// The policy file looked for in the working directory when `--config` is not given.
-pub const DEFAULT_FILE: &str = "obsctl.toml";
+pub const DEFAULT_FILE: &str = config_file::DEFAULT_FILE;
 
 /// Why a policy could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
-    /// The policy file could not be read.
-    #[error("cannot read the policy file {path}: {error}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The OS error.
-        error: std::io::Error,
-    },
-    /// The policy file is not valid TOML of the expected shape.
-    #[error("{path}: {message}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// The parser's message, with line and column.
-        message: String,
-    },
+    /// The config file could not be read or parsed.
+    #[error(transparent)]
+    File(#[from] ConfigFileError),
     /// A check id that no check has.
     #[error("{origin}: no check is named `{id}` (checks: {known})")]
     UnknownCheck {
@@ -51,18 +38,6 @@ pub enum PolicyError {
         /// The word.
         word: String,
     },
-}
-
-/// The policy file's shape.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PolicyFile {
-    /// Deny everything, skips included (like `--strict`).
-    #[serde(default)]
-    strict: bool,
-    /// Level per check id.
-    #[serde(default)]
-    checks: BTreeMap<String, String>,
 }
 
 /// The level of every check for one run.
@@ -110,13 +85,19 @@ impl Policy {
     /// The policy of `overrides`: the policy file (`--config`, else `obsctl.toml` in `dir` when
     /// present), then the flags.
     pub fn load(overrides: &Overrides, dir: &Path) -> Result<Self, PolicyError> {
+        let file = config_file::load(overrides.config.as_deref(), dir)?;
+        Self::with_file(file.as_ref(), overrides)
+    }
+
+    /// The policy of a config file read already (`None`: no file), then the flags of
+    /// `overrides` (its `config` is not read again).
+    pub fn with_file(
+        file: Option<&LoadedFile>,
+        overrides: &Overrides,
+    ) -> Result<Self, PolicyError> {
         let mut policy = Self::default();
-        let file = match &overrides.config {
-            Some(path) => Some(path.clone()),
-            None => Some(dir.join(DEFAULT_FILE)).filter(|p| p.is_file()),
-        };
-        if let Some(path) = file {
-            policy.apply_file(&path)?;
+        if let Some(file) = file {
+            policy.apply_file(file)?;
         }
         let flags = [
             ("--deny", &overrides.deny, Level::Deny),
@@ -132,15 +113,8 @@ impl Policy {
         Ok(policy)
     }
 
-    fn apply_file(&mut self, path: &Path) -> Result<(), PolicyError> {
-        let text = std::fs::read_to_string(path).map_err(|error| PolicyError::Read {
-            path: path.to_owned(),
-            error,
-        })?;
-        let file: PolicyFile = toml::from_str(&text).map_err(|e| PolicyError::Parse {
-            path: path.to_owned(),
-            message: e.to_string().trim_end().to_owned(),
-        })?;
+    fn apply_file(&mut self, loaded: &LoadedFile) -> Result<(), PolicyError> {
+        let (path, file) = (&loaded.path, &loaded.file);
         let origin = format!("{} [checks]", path.display());
         for (id, word) in &file.checks {
             let level = Level::parse(word).ok_or_else(|| PolicyError::UnknownLevel {

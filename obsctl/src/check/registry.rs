@@ -90,7 +90,7 @@ pub static CHECKS: &[CheckDef] = &[
         sources: "--target",
         level: Level::Warn,
         proves: "`path` holds route templates of any framework (`{id}`, `:id`, `<int:id>`, `[id]`, `*`), so series stay bounded",
-        catches: "raw URLs such as `/api/users/1` (the spec's `request.url.path`): one series per id",
+        catches: "raw URLs such as `/api/users/1` (`request.url.path`, as the guide's sample has it): one series per id",
         run: |ctx| Box::pin(metrics::cardinality(ctx)),
     },
     CheckDef {
@@ -100,7 +100,7 @@ pub static CHECKS: &[CheckDef] = &[
         sources: "--logs",
         level: Level::Deny,
         proves: "every stdout line is a JSON object with `timestamp`, `level`, `service`, `message`",
-        catches: "non-JSON lines (with number), missing keys, another `service`, logs on stderr (the spec's `StreamHandler()`)",
+        catches: "non-JSON lines (with number), missing keys, another `service`, logs on stderr (Python's `StreamHandler()`, as in the guide's sample)",
         run: |ctx| Box::pin(logs::json_lines(ctx)),
     },
     CheckDef {
@@ -180,7 +180,7 @@ pub static CHECKS: &[CheckDef] = &[
         sources: "--loki",
         level: Level::Deny,
         proves: "Loki has lines for `{service=\"<name>\"}` in the window",
-        catches: "no logs at all (no shipper, as in the spec's compose file), no `service` label, other values",
+        catches: "no logs at all (no log shipper, as in the guide's compose file), no `service` label, other values",
         run: |ctx| Box::pin(stack::loki(ctx)),
     },
     CheckDef {

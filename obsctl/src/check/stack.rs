@@ -72,7 +72,7 @@ async fn diagnose_loki(loki: &Loki, ctx: &CheckContext, selector: &str) -> Outco
     if labels.is_empty() {
         return Outcome::fail(
             "Loki holds no logs at all in the window",
-            "ship the service's stdout to Loki (Grafana Alloy or Promtail; the spec's compose file has no shipper)",
+            "ship the service's stdout to Loki (Grafana Alloy or Promtail: without a shipper Loki stays empty)",
         );
     }
     if !labels.iter().any(|l| l == "service") {

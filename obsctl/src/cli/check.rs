@@ -8,12 +8,15 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 
-use super::common::{PolicyArgs, ReportArgs, StackArgs, validate_url};
+use super::common::{PolicyArgs, ReportArgs, StackArgs, TlsArgs};
 use super::exit;
-use crate::check::context::{CheckContext, LogInput};
+use super::sources::UrlFrom;
+use crate::check::context::{CheckContext, LogInput, StackUrls};
 use crate::check::render::{self, Format};
 use crate::check::report::CheckReport;
+use crate::config_file::LoadedFile;
 use crate::report::RunReport;
+use crate::sources::auth::Endpoint;
 use crate::sources::http::{HttpClient, HttpOptions};
 use crate::sources::logs::{self, LogLimits};
 use crate::sources::prometheus::Prometheus;
@@ -30,6 +33,8 @@ Examples:
       --loki http://localhost:3100 --tempo http://localhost:3200 --run-report run.json \\
       --format junit --output obsctl.xml
   obsctl check --target http://localhost:8000 --logs app.log --deny metrics-cardinality
+  obsctl check --prometheus https://prometheus.example:9090 --cacert ca.pem \\
+      --loki https://loki.example:3100 --loki-tenant team-a     # LOKI_AUTH=USER:PASSWORD
   obsctl check --grafana http://localhost:3000 --grafana-user admin:admin \\
       --prometheus http://localhost:9090 --loki http://localhost:3100 \\
       --dashboard deploy/grafana/dashboards/fastapi-dashboard.json
@@ -49,7 +54,8 @@ fn long_help() -> String {
 #[derive(Debug, Args)]
 #[command(after_long_help = long_help())]
 pub struct CheckArgs {
-    /// Base URL of the service, e.g. http://localhost:8000 (its /metrics is scraped).
+    /// Base URL of the service, http:// or https://, e.g. http://localhost:8000 (its /metrics is
+    /// scraped).
     #[arg(long, short = 't', value_name = "URL")]
     pub target: Option<String>,
     /// Prometheus that scrapes the service, e.g. http://localhost:9090.
@@ -75,15 +81,43 @@ pub struct CheckArgs {
     /// Longest wait for ingestion (e.g. 10s, 1m).
     #[arg(long, default_value = "15s", value_parser = humantime::parse_duration, value_name = "D")]
     pub timeout: Duration,
+    /// TLS for https:// sources.
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+/// The sources to ask, from the flags and the config file, checked before any I/O.
+struct Sources {
+    target: Option<Endpoint>,
+    prometheus: Option<Endpoint>,
+    /// The stack's stores, and the TLS settings every source is asked with.
+    stack: StackUrls,
+}
+
+impl Sources {
+    fn resolve(args: &CheckArgs, file: Option<&LoadedFile>) -> anyhow::Result<Self> {
+        let from = UrlFrom::FlagOrFile;
+        let mut stack = args.stack.urls(file, from)?;
+        stack.tls = args.tls.config(file)?;
+        Ok(Self {
+            target: args.stack.target(args.target.as_deref(), file, from)?,
+            prometheus: args
+                .stack
+                .prometheus(args.prometheus.as_deref(), file, from)?,
+            stack,
+        })
+    }
 }
 
 /// Runs `obsctl check`.
 pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
-    let policy = args.policy.policy()?;
-    let stack = &args.stack;
+    let file = args.policy.config_file()?;
+    let policy = args.policy.policy(file.as_ref())?;
+    let sources = Sources::resolve(&args, file.as_ref())?;
+    let stack = &sources.stack;
     let given = [
-        args.target.is_some(),
-        args.prometheus.is_some(),
+        sources.target.is_some(),
+        sources.prometheus.is_some(),
         args.logs.is_some(),
         args.run_report.is_some(),
         stack.loki.is_some(),
@@ -94,10 +128,10 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(
         given.contains(&true),
         "nothing to check: pass at least one source, e.g. --target URL (the service), \
-         --logs FILE, --prometheus URL, --loki URL, --tempo URL, --run-report FILE \
-         (or run `obsctl verify`, which needs none)"
+         --logs FILE, --prometheus URL, --loki URL, --tempo URL, --run-report FILE, \
+         or [sources.NAME] url in obsctl.toml (or run `obsctl verify`, which needs none)"
     );
-    let ctx = context(&args).await?;
+    let ctx = context(&args, sources).await?;
     let report = crate::check::run(&ctx, &policy).await;
     emit(&report, args.report.format, args.report.output.as_deref())?;
     Ok(exit_code(&report))
@@ -120,12 +154,14 @@ pub fn exit_code(report: &CheckReport) -> ExitCode {
     })
 }
 
-/// Writes the rendered report to `output` or stdout (colour only on a terminal without NO_COLOR).
+/// Writes the rendered report to `output` or stdout (`-` is stdout too; colour only on a
+/// terminal without NO_COLOR).
 pub fn emit(
     report: &CheckReport,
     format: Format,
     output: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
+    let output = output.filter(|path| !super::load::is_stdout(path));
     let color = output.is_none()
         && std::io::stdout().is_terminal()
         && std::env::var_os("NO_COLOR").is_none();
@@ -151,31 +187,20 @@ pub fn emit(
     }
 }
 
-async fn context(args: &CheckArgs) -> anyhow::Result<CheckContext> {
-    for (flag, url) in [
-        ("--target", &args.target),
-        ("--prometheus", &args.prometheus),
-    ] {
-        if let Some(url) = url {
-            validate_url(flag, url)?;
-        }
-    }
-    let stack = args.stack.urls()?;
-    let client = HttpClient::new(HttpOptions::default()).context("cannot build the HTTP client")?;
+async fn context(args: &CheckArgs, sources: Sources) -> anyhow::Result<CheckContext> {
+    let client = HttpClient::with_tls(HttpOptions::default(), &sources.stack.tls)
+        .context("cannot build the HTTP client")?;
     let mut ctx = CheckContext::new(args.stack.service.clone(), args.timeout);
-    if let Some(target) = &args.target {
-        let base = target.trim_end_matches('/').to_owned();
-        ctx.metrics = Some(
-            MetricsEndpoint::for_target(client.clone(), &base)
-                .with_token(args.stack.metrics_token()),
-        );
-        ctx.target = Some(base);
+    if let Some(target) = &sources.target {
+        let client = client.with_credentials(&target.credentials);
+        ctx.metrics = Some(MetricsEndpoint::for_target(client, &target.url));
+        ctx.target = Some(target.url.clone());
     }
-    ctx.prometheus = args
+    ctx.prometheus = sources
         .prometheus
         .as_ref()
-        .map(|u| Prometheus::new(client.clone(), u.trim_end_matches('/')));
-    ctx.add_stack(&client, &stack);
+        .map(|p| Prometheus::new(client.with_credentials(&p.credentials), p.url.clone()));
+    ctx.add_stack(&client, &sources.stack);
     if let Some(path) = &args.run_report {
         ctx.run = Some(read_run_report(path)?);
     }

@@ -3,8 +3,8 @@
 
 use super::exit;
 use crate::load::{self, LoadConfig, Overrides, Rate};
-use crate::report::{RunReport, summary};
-use crate::scenario::Scenario;
+use crate::report::{RunReport, summary, verdict};
+use crate::scenario::{Header, Scenario, duration};
 use anyhow::Context as _;
 use clap::Args;
 use std::io::Write as _;
@@ -41,16 +41,29 @@ Tagging:
   Every request carries `traceparent: 00-<run_id><seq as 16 hex>-<span>-01` and
   `x-obsctl-run-id: <run_id>`, so the run's traces and logs can be found afterwards.
 
+Headers:
+  -H 'Name: value' (repeatable) adds a header to every request, over the scenario's [headers]
+  and the request's own `headers` of the same name. Values are templates as in paths
+  ({{seq}}, {{random:LO..HI}}, {{run_id}}). traceparent, x-obsctl-run-id, Host,
+  Content-Length, Transfer-Encoding and Connection are obsctl's and refused. Header values
+  never appear in the report.
+
+Output:
+  The summary goes to stdout; --report - writes the JSON report to stdout instead, and the
+  summary to stderr, so that stdout is JSON alone.
+
 Examples:
   obsctl load scenarios/smoke.toml --target http://127.0.0.1:8000
   obsctl load scenarios/steady.toml --target http://127.0.0.1:8000 --rps 2000 --duration 10s --report r.json
   obsctl load --target http://127.0.0.1:8000 --rps max --duration 10s --max-in-flight 64
 
 Exit codes:
-  0    every threshold held
-  1    a threshold failed
+  0    every threshold held, and at least one request succeeded
+  1    a threshold failed, or no request succeeded (none got a response, or none got a status
+       its `expect` accepts): stderr says which, in one line
   2    bad usage, invalid scenario or configuration, or a runtime error (nothing or not all sent)
-  130  interrupted by Ctrl-C (the partial summary is still printed)";
+  130  stopped by Ctrl-C (SIGINT); 143 by SIGTERM, 129 by SIGHUP: the partial summary is
+       still printed and the partial report written, marked interrupted";
 
 /// Arguments of `obsctl load`.
 #[derive(Debug, Args)]
@@ -59,8 +72,8 @@ pub struct LoadArgs {
     /// Scenario file (TOML). Default: scenarios/smoke.toml if present, else a GET of the target.
     #[arg(value_name = "SCENARIO")]
     pub scenario: Option<PathBuf>,
-    /// Base URL of the service (http:// only), e.g. http://127.0.0.1:8000. Overrides the
-    /// scenario's `target`.
+    /// Base URL of the service, http:// or https:// (see the TLS flags), e.g.
+    /// http://127.0.0.1:8000. Overrides the scenario's `target`.
     #[arg(long, short = 't', value_name = "URL")]
     pub target: Option<String>,
     /// Requests per second as one constant stage (open model), or `max` for a closed loop as
@@ -68,21 +81,29 @@ pub struct LoadArgs {
     #[arg(long, value_name = "N|max")]
     pub rps: Option<Rate>,
     /// How long to send, e.g. 500ms, 10s, 1m30s.
-    #[arg(long, short = 'd', value_name = "D", value_parser = humantime::parse_duration)]
+    #[arg(long, short = 'd', value_name = "D", value_parser = duration::run_flag)]
     pub duration: Option<Duration>,
     /// Most requests in flight at once [default: 256]. Waiting for a slot counts as latency.
     #[arg(long, value_name = "N")]
     pub max_in_flight: Option<usize>,
     /// Per-request timeout [default: 5s]: the longest a sent request waits for its response,
     /// and the longest a due request waits for a free slot before it counts as not started.
-    #[arg(long, value_name = "D", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "D", value_parser = duration::timeout_flag)]
     pub timeout: Option<Duration>,
-    /// Write the JSON run report (schema: obsctl/schema/run-report.schema.json) to FILE.
+    /// Extra header on every request, e.g. -H 'X-Api-Key: k-{{run_id}}' (repeatable). Wins over
+    /// the scenario's headers of the same name; templates as in paths.
+    #[arg(long = "header", short = 'H', value_name = "NAME: VALUE", value_parser = Header::parse_flag)]
+    pub headers: Vec<Header>,
+    /// Write the JSON run report (schema: obsctl/schema/run-report.schema.json) to FILE, or to
+    /// stdout with `-` (the summary then goes to stderr).
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
     /// No progress display and no notes on stderr; the summary is still printed.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// TLS for an https:// target.
+    #[command(flatten)]
+    pub tls: super::common::TlsArgs,
 }
 
 /// Runs `obsctl load`.
@@ -97,12 +118,15 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
             config.scenario.name, config.target, config.plan, config.run_id
         );
     }
-    let report = load::run(config, super::ctrl_c()).await?;
-    print_summary(&report)?;
-    if let Some(path) = &args.report {
-        let json = report.to_json().context("cannot encode the run report")?;
-        std::fs::write(path, json + "\n")
-            .with_context(|| format!("cannot write the report to {}", path.display()))?;
+    let (stopped, which) = super::signals::listen();
+    let report = load::run(config, stopped).await?;
+    write_outputs(&args, &report)?;
+    if let Some(stop) = *which.borrow() {
+        eprintln!(
+            "obsctl load: stopped by {}: the summary and the report cover the partial run",
+            stop.name()
+        );
+        return Ok(ExitCode::from(stop.exit_code()));
     }
     Ok(ExitCode::from(code(&report)))
 }
@@ -116,9 +140,11 @@ pub fn configure(args: &LoadArgs) -> anyhow::Result<LoadConfig> {
         duration: args.duration,
         max_in_flight: args.max_in_flight,
         timeout: args.timeout,
+        headers: args.headers.clone(),
     };
     let mut config = LoadConfig::new(scenario, overrides)?;
     config.progress = !args.quiet;
+    config.tls = args.tls.config(None)?;
     Ok(config)
 }
 
@@ -150,6 +176,9 @@ fn scenario(args: &LoadArgs) -> anyhow::Result<Scenario> {
 }
 
 fn check_writable(path: &Path) -> anyhow::Result<()> {
+    if is_stdout(path) {
+        return Ok(());
+    }
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -163,13 +192,51 @@ fn check_writable(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `-` as a FILE argument: standard output.
+pub(crate) fn is_stdout(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
+/// Writes the summary, the JSON report when asked for, and, when no request succeeded, the
+/// one line that says why the run fails. With `--report -` stdout carries the JSON alone and
+/// the summary goes to stderr.
+fn write_outputs(args: &LoadArgs, report: &RunReport) -> anyhow::Result<()> {
+    let json_to_stdout = args.report.as_deref().is_some_and(is_stdout);
+    if json_to_stdout {
+        eprint!("{}", summary::render(report));
+    } else {
+        print_summary(report)?;
+    }
+    if let Some(path) = &args.report {
+        let json = report.to_json().context("cannot encode the run report")? + "\n";
+        if json_to_stdout {
+            write_stdout(&json).context("cannot write the report to stdout")?;
+        } else {
+            std::fs::write(path, json)
+                .with_context(|| format!("cannot write the report to {}", path.display()))?;
+        }
+    }
+    if !report.interrupted
+        && let Some(reason) = verdict::no_success(report)
+    {
+        eprintln!("obsctl load: FAIL: {reason}");
+    }
+    Ok(())
+}
+
 /// Prints the summary on stdout; a closed pipe (`| head`) is not an error.
 pub(crate) fn print_summary(report: &RunReport) -> anyhow::Result<()> {
-    let text = summary::render(report);
-    match std::io::stdout().lock().write_all(text.as_bytes()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(e).context("cannot write the summary")
-        }
+    write_stdout(&summary::render(report)).context("cannot write the summary")
+}
+
+/// Writes `text` to stdout; a closed pipe (`| head`) is not an error.
+fn write_stdout(text: &str) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e),
         _ => Ok(()),
     }
 }

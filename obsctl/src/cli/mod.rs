@@ -4,7 +4,10 @@
 
 pub mod check;
 pub mod common;
+pub mod docs;
 pub mod load;
+pub mod signals;
+pub mod sources;
 pub mod verify;
 
 use clap::{Parser, Subcommand};
@@ -18,7 +21,8 @@ pub mod exit {
     pub const FAILED: u8 = 1;
     /// Bad usage, bad scenario or configuration, or a runtime error.
     pub const ERROR: u8 = 2;
-    /// Stopped by Ctrl-C (the partial summary is still printed).
+    /// Stopped by Ctrl-C (the partial summary is still printed); SIGTERM gives 143 and SIGHUP
+    /// 129 ([`super::signals::Stop::exit_code`]).
     pub const INTERRUPTED: u8 = 130;
 }
 
@@ -27,7 +31,8 @@ pub mod exit {
 #[command(name = "obsctl", version, propagate_version = true)]
 #[command(
     after_help = "Exit codes: 0 ok, 1 a threshold or check failed, 2 usage, \
-    configuration or runtime error, 130 interrupted (Ctrl-C)."
+    configuration or runtime error, 130/143/129 stopped by SIGINT (Ctrl-C), SIGTERM or SIGHUP \
+    (partial results are still printed and written)."
 )]
 pub struct Cli {
     /// What to do.
@@ -40,10 +45,15 @@ pub struct Cli {
 pub enum Command {
     /// Replay a traffic scenario at a precise rate and report honest latency.
     Load(load::LoadArgs),
-    /// Run the Part 6 checklist against live sources (/metrics, Prometheus, Loki, Tempo, logs).
+    /// Run the checklist (docs/contract.md) against live sources: /metrics, Prometheus, Loki,
+    /// Tempo, Grafana, logs.
     Check(check::CheckArgs),
     /// Start the service, an OTLP receiver and Prometheus, replay a scenario, run every check.
     Verify(verify::VerifyArgs),
+    /// Print the shell completion script for bash, zsh, fish, elvish or powershell.
+    Completions(docs::CompletionsArgs),
+    /// Print the manual page (roff): `obsctl man | man -l -`.
+    Man,
 }
 
 /// Runs the parsed command line and returns the process exit code. Errors (exit code 2) are
@@ -58,13 +68,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Load(args) => load::run(args).await,
             Command::Check(args) => check::run(args).await,
             Command::Verify(args) => verify::run(args).await,
+            Command::Completions(args) => docs::completions(&args),
+            Command::Man => docs::man(),
         }
     })
-}
-
-/// Completes on the first Ctrl-C; never, if the signal handler cannot be installed.
-pub async fn ctrl_c() {
-    if tokio::signal::ctrl_c().await.is_err() {
-        std::future::pending::<()>().await;
-    }
 }

@@ -2,7 +2,8 @@
 //! Everything here is checked before any socket opens.
 
 use super::tagging::RunId;
-use crate::scenario::{Scenario, Stage, Target, TargetError};
+use crate::scenario::duration::{self, Use};
+use crate::scenario::{Header, Scenario, Stage, Target, TargetError};
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
@@ -86,6 +87,8 @@ pub struct Overrides {
     pub max_in_flight: Option<usize>,
     /// `--timeout`.
     pub timeout: Option<Duration>,
+    /// `-H`: headers every request sends, over the scenario's of the same name.
+    pub headers: Vec<Header>,
 }
 
 /// Why a run cannot be configured.
@@ -100,6 +103,17 @@ pub enum ConfigError {
     /// A zero value where at least one is needed.
     #[error("{0} must be more than zero")]
     Zero(&'static str),
+    /// A duration past its limit (see [`duration`]).
+    #[error("{flag}: {}", what.limit_words())]
+    TooLong {
+        /// The flag.
+        flag: &'static str,
+        /// What the duration is for.
+        what: Use,
+    },
+    /// The same header twice in `-H`.
+    #[error("-H {0}: given twice; give each header once")]
+    DuplicateHeader(String),
 }
 
 /// Everything one run needs, checked.
@@ -120,6 +134,11 @@ pub struct LoadConfig {
     pub run_id: RunId,
     /// Show the live progress display (only ever drawn on a terminal).
     pub progress: bool,
+    /// `-H` headers: every request sends them, over the scenario's and its own of the same name.
+    pub headers: Vec<Header>,
+    /// TLS for an `https://` target (`--cacert`, `--insecure`, `--cert/--key`); unused over
+    /// plain HTTP.
+    pub tls: crate::tls::TlsConfig,
 }
 
 impl LoadConfig {
@@ -147,6 +166,7 @@ impl LoadConfig {
         if overrides.duration.is_some_and(|d| d.is_zero()) {
             return Err(ConfigError::Zero("--duration"));
         }
+        within_limits(&overrides, timeout)?;
         Ok(Self {
             plan: plan(&scenario, &overrides),
             scenario,
@@ -155,8 +175,32 @@ impl LoadConfig {
             timeout,
             run_id: RunId::random(),
             progress: true,
+            headers: overrides.headers,
+            tls: crate::tls::TlsConfig::default(),
         })
     }
+}
+
+/// `--duration` and the timeout within their limits, and each `-H` header once.
+fn within_limits(overrides: &Overrides, timeout: Duration) -> Result<(), ConfigError> {
+    if overrides.duration.is_some_and(|d| d > duration::MAX_RUN) {
+        return Err(ConfigError::TooLong {
+            flag: "--duration",
+            what: Use::Run,
+        });
+    }
+    if timeout > duration::MAX_TIMEOUT {
+        return Err(ConfigError::TooLong {
+            flag: "--timeout",
+            what: Use::Timeout,
+        });
+    }
+    for (i, header) in overrides.headers.iter().enumerate() {
+        if overrides.headers[..i].iter().any(|h| h.name == header.name) {
+            return Err(ConfigError::DuplicateHeader(header.name.to_string()));
+        }
+    }
+    Ok(())
 }
 
 fn plan(scenario: &Scenario, overrides: &Overrides) -> Plan {

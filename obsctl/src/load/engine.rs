@@ -6,7 +6,7 @@
 //! thread sleep rather than the runtime's 1 ms timer wheel; a request's latency is counted from
 //! its due time whatever delayed it (see [`Sample::latency`]).
 
-use super::client::{ClientError, Connection, SendError};
+use super::client::{ClientError, Connection, Connector, SendError};
 use super::mix::Mix;
 use super::request::{Built, RequestFactory};
 use super::sample::{ErrorKind, Outcome, Sample};
@@ -17,7 +17,6 @@ use http_body_util::Full;
 use hyper::Request;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -79,7 +78,8 @@ pub(crate) struct Shared {
     /// The next send sequence number (= trace id suffix); its final value is `seq_count`.
     pub next_seq: AtomicU64,
     pub mix: Mix,
-    pub addr: SocketAddr,
+    /// Opens connections to the target (plain, or TLS for https).
+    pub connector: Connector,
     pub timeout: Duration,
     pub stop: Arc<StopSignal>,
 }
@@ -217,14 +217,17 @@ impl Worker {
         index: usize,
     ) -> Outcome {
         let mut stop = self.stop.clone();
-        let exchange = exchange(&mut self.connection, self.shared.addr, request);
+        let exchange = exchange(&mut self.connection, &self.shared.connector, request);
         let result = tokio::select! {
             r = tokio::time::timeout_at(deadline.into(), exchange) => r.map_err(|_| ErrorKind::Timeout),
             _ = stop.wait_for(|stopped| *stopped) => Err(ErrorKind::Cancelled),
         };
         let status = match result {
             Ok(Ok(status)) => status,
-            Ok(Err(ClientError::Connect { .. })) => return self.failed(ErrorKind::Connect),
+            // A refused TLS handshake is a failure to connect, as a refused TCP connect is.
+            Ok(Err(ClientError::Connect { .. } | ClientError::Tls { .. })) => {
+                return self.failed(ErrorKind::Connect);
+            }
             Ok(Err(ClientError::Http(_) | ClientError::Unsent)) => {
                 return self.failed(ErrorKind::Io);
             }
@@ -253,14 +256,14 @@ impl Worker {
 /// closing keep-alive connection never wrote is sent once more on a fresh connection.
 async fn exchange(
     slot: &mut Option<Connection>,
-    addr: SocketAddr,
+    connector: &Connector,
     request: Request<Full<Bytes>>,
 ) -> Result<u16, ClientError> {
     let mut request = request;
     for _attempt in 0..2 {
         let connection = match slot.take() {
             Some(open) if open.is_open() => open,
-            _ => Connection::open(addr).await?,
+            _ => connector.open().await?,
         };
         let connection = slot.insert(connection);
         match connection.send(request).await {

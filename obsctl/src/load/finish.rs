@@ -5,6 +5,7 @@ use super::schedule::Schedule;
 use super::stats::Aggregator;
 use crate::report::{
     Model, NamedStats, PlanInfo, RunReport, SCHEMA_VERSION, ScenarioInfo, StageInfo, thresholds,
+    verdict,
 };
 use std::time::{Instant, SystemTime};
 use time::OffsetDateTime;
@@ -40,7 +41,7 @@ impl Run<'_> {
             })
             .collect();
         let end = self.last_end.unwrap_or(self.start);
-        RunReport {
+        let mut report = RunReport {
             schema_version: SCHEMA_VERSION,
             run_id: self.config.run_id.to_string(),
             trace_id_prefix: self.config.run_id.to_string(),
@@ -68,7 +69,10 @@ impl Run<'_> {
             thresholds: results,
             overall,
             by_name,
-        }
+        };
+        // A run in which no request succeeded fails, thresholds or not.
+        report.passed &= verdict::no_success(&report).is_none();
+        report
     }
 
     /// The rate denominator: the planned sending time (cut short by a stop), stretched to the

@@ -47,6 +47,7 @@ pub use sample::{ErrorKind, Sample};
 pub use tagging::{RUN_ID_HEADER, RunId};
 
 use crate::report::RunReport;
+use client::{ClientError, Connector};
 use engine::{Due, Shared, StopSignal};
 use mix::Mix;
 use progress::{Progress, Snapshot};
@@ -77,6 +78,26 @@ pub enum LoadError {
         /// The resolver's error.
         error: std::io::Error,
     },
+    /// The TLS settings could not be turned into a client configuration.
+    #[error(transparent)]
+    TlsConfig(#[from] crate::tls::TlsError),
+    /// The target's host is not a name a certificate can carry.
+    #[error("{host} cannot be checked against a TLS certificate: {reason}")]
+    ServerName {
+        /// The host.
+        host: String,
+        /// Why.
+        reason: String,
+    },
+    /// The https target refused the TLS handshake before any request was sent (certificate
+    /// not trusted, client certificate required, not TLS at all, ...).
+    #[error("TLS with {target} failed: {detail}")]
+    Tls {
+        /// The target.
+        target: String,
+        /// What rustls found, and which flag fixes it.
+        detail: String,
+    },
     /// The dispatcher thread or the collector task failed.
     #[error("an internal task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -90,8 +111,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<RunReport, LoadError> {
     let addr = resolve(&config).await?;
+    let connector = connector(&config, addr)?;
+    preflight(&config, &connector).await?;
     let stop = Arc::new(StopSignal::new());
-    let shared = Arc::new(shared(&config, addr, Arc::clone(&stop)));
+    let shared = Arc::new(shared(&config, connector, Arc::clone(&stop)));
     let watcher = {
         let stop = Arc::clone(&stop);
         tokio::spawn(async move {
@@ -141,12 +164,44 @@ async fn resolve(config: &LoadConfig) -> Result<SocketAddr, LoadError> {
     })
 }
 
-fn shared(config: &LoadConfig, addr: SocketAddr, stop: Arc<StopSignal>) -> Shared {
+/// How workers connect: plain TCP for http, TLS for https (the TLS settings built once).
+fn connector(config: &LoadConfig, addr: SocketAddr) -> Result<Connector, LoadError> {
+    if !config.target.is_https() {
+        return Ok(Connector::plain(addr));
+    }
+    let host = config.target.host();
+    let name = rustls_pki_types::ServerName::try_from(host.to_owned()).map_err(|e| {
+        LoadError::ServerName {
+            host: host.to_owned(),
+            reason: e.to_string(),
+        }
+    })?;
+    Ok(Connector::tls(addr, config.tls.client_config()?, name))
+}
+
+/// Longest wait, after an https target's handshake, for it to refuse the client certificate.
+const PREFLIGHT_VERDICT: Duration = Duration::from_millis(200);
+
+/// For https: one TLS handshake before the run, so that a certificate problem is said once,
+/// clearly, rather than counted as a connect error per request.
+async fn preflight(config: &LoadConfig, connector: &Connector) -> Result<(), LoadError> {
+    let bound = config.timeout + PREFLIGHT_VERDICT;
+    let check = connector.preflight(PREFLIGHT_VERDICT.min(config.timeout));
+    match tokio::time::timeout(bound, check).await {
+        Ok(Err(ClientError::Tls { detail, .. })) => Err(LoadError::Tls {
+            target: config.target.to_string(),
+            detail,
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn shared(config: &LoadConfig, connector: Connector, stop: Arc<StopSignal>) -> Shared {
     Shared {
-        factory: RequestFactory::new(&config.scenario.requests, &config.target, config.run_id),
+        factory: RequestFactory::new(config),
         next_seq: AtomicU64::new(0),
         mix: Mix::new(&config.scenario.requests),
-        addr,
+        connector,
         timeout: config.timeout,
         stop,
     }

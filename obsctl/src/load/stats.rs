@@ -17,7 +17,10 @@ const MAX_LATENCY_US: u64 = 3_600_000_000;
 #[derive(Debug)]
 struct Bucket {
     histogram: Histogram<u64>,
+    /// Requests written to an open connection.
     sent: u64,
+    /// Requests whose connection could not be opened: they never reached the target.
+    unreached: u64,
     not_started: u64,
     errors: u64,
     statuses: BTreeMap<u16, u64>,
@@ -32,6 +35,7 @@ impl Bucket {
         Self {
             histogram,
             sent: 0,
+            unreached: 0,
             not_started: 0,
             errors: 0,
             statuses: BTreeMap::new(),
@@ -40,10 +44,10 @@ impl Bucket {
     }
 
     fn record(&mut self, sample: &Sample) {
-        if sample.sent.is_some() {
-            self.sent += 1;
-        } else {
-            self.not_started += 1;
+        match (sample.sent, sample.outcome.error) {
+            (None, _) => self.not_started += 1,
+            (Some(_), Some(ErrorKind::Connect)) => self.unreached += 1,
+            (Some(_), _) => self.sent += 1,
         }
         if let Some(status) = sample.outcome.status {
             *self.statuses.entry(status).or_default() += 1;
@@ -52,13 +56,17 @@ impl Bucket {
                 .saturating_record(micros.clamp(1, MAX_LATENCY_US));
         }
         if let Some(kind) = sample.outcome.error {
-            self.errors += 1;
+            // A request cut off by the user's stop (Ctrl-C, SIGTERM) is named, not an error of
+            // the target's.
+            if kind != ErrorKind::Cancelled {
+                self.errors += 1;
+            }
             *self.error_kinds.entry(kind).or_default() += 1;
         }
     }
 
     fn stats(&self, duration_s: f64) -> Stats {
-        let due = self.sent + self.not_started;
+        let due = self.sent + self.unreached + self.not_started;
         Stats {
             count: self.sent,
             not_started: self.not_started,
@@ -149,7 +157,7 @@ impl Aggregator {
         *self.counts.entry(key).or_default() += 1;
     }
 
-    /// Requests sent so far.
+    /// Requests sent so far (written to an open connection: connect failures are not sent).
     pub fn sent(&self) -> u64 {
         self.overall.sent
     }

@@ -4,6 +4,7 @@
 
 pub mod summary;
 pub mod thresholds;
+pub mod verdict;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -22,9 +23,11 @@ pub struct RunReport {
     /// Every trace id of the run starts with this (it equals `run_id`): the trace id of request
     /// `seq` is `trace_id_prefix` followed by `seq` as 16 lowercase hex digits.
     pub trace_id_prefix: String,
-    /// Sequence numbers count requests in send order: requests `0..seq_count` were sent (so
-    /// `seq_count == requests_sent`), and their trace ids are exactly `trace_id_prefix` followed
-    /// by `{seq:016x}` for each of them. Requests that never started have no sequence number.
+    /// Sequence numbers count requests in the order they were handed to a connection: requests
+    /// `0..seq_count` got one, and their trace ids are exactly `trace_id_prefix` followed by
+    /// `{seq:016x}`. `seq_count` is `requests_sent` plus the requests whose connection could not
+    /// be opened (`connect` errors: numbered, never sent). Requests that never started have no
+    /// sequence number.
     pub seq_count: u64,
     /// The scenario that ran.
     pub scenario: ScenarioInfo,
@@ -42,7 +45,9 @@ pub struct RunReport {
     pub duration_s: f64,
     /// True when the run was stopped early (Ctrl-C).
     pub interrupted: bool,
-    /// Requests handed to a connection (whatever their outcome).
+    /// Requests written to an open connection to the target, whatever their outcome (response,
+    /// timeout, I/O error, cancelled). Not counted: requests whose connection could not be
+    /// opened (`connect` errors) and requests that never started.
     pub requests_sent: u64,
     /// Requests that were due but never started (they waited for a free in-flight slot longer
     /// than the timeout, or the run stopped). Counted as errors, never hidden.
@@ -57,7 +62,8 @@ pub struct RunReport {
     pub by_name: Vec<NamedStats>,
     /// Each threshold with its limit, the observed value and the verdict.
     pub thresholds: Vec<ThresholdResult>,
-    /// True when every threshold held.
+    /// True when every threshold held and at least one request succeeded (a run in which none
+    /// did fails even without thresholds: see [`verdict`]).
     pub passed: bool,
 }
 
@@ -127,19 +133,22 @@ pub struct RequestCount {
 /// Statistics over a set of requests.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
-    /// Requests sent.
+    /// Requests sent: written to an open connection (`connect` errors and not-started requests
+    /// are not sent).
     pub count: u64,
     /// Requests due but never started.
     pub not_started: u64,
-    /// Requests in error (any error kind, not-started included).
+    /// Requests in error (any error kind, not-started included, except `cancelled`: requests
+    /// cut off by the user's stop are named in `errors_by_kind` but are not the target's errors).
     pub errors: u64,
-    /// `errors / (count + not_started)`, 0 when nothing was due.
+    /// `errors` over every request that came due (`count`, `not_started` and the `connect`
+    /// errors); 0 when nothing was due.
     pub error_rate: f64,
-    /// Requests sent per second over `duration_s`.
+    /// `count` (requests sent, so not the `connect` errors) per second over `duration_s`.
     pub achieved_rate: f64,
     /// Responses per status code (keys are the codes as text).
     pub statuses: BTreeMap<String, u64>,
-    /// Errors per kind.
+    /// Errors per kind (`cancelled` included).
     pub errors_by_kind: BTreeMap<String, u64>,
     /// Latency of requests that got a response, from their due time.
     pub latency_ms: Latency,
@@ -196,7 +205,14 @@ impl RunReport {
         format!("{}{seq:016x}", self.trace_id_prefix)
     }
 
-    /// Every trace id the run sent, in send order (`seq_count` of them).
+    /// Every request that came due: sent, not started, or unable to connect (the sum of the
+    /// `requests` counts).
+    pub fn requests_due(&self) -> u64 {
+        self.requests.iter().map(|r| r.count).sum()
+    }
+
+    /// Every trace id the run numbered, in send order (`seq_count` of them; those of `connect`
+    /// errors never reached the target).
     pub fn trace_ids(&self) -> impl Iterator<Item = String> + '_ {
         (0..self.seq_count).map(|seq| self.trace_id(seq))
     }

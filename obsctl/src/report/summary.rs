@@ -11,9 +11,13 @@ pub fn render(report: &RunReport) -> String {
         Model::Open => "open model: latency from each request's due time",
         Model::Closed => "closed loop (--rps max): latency from send time",
     };
+    let unreached = match report.overall.errors_by_kind.get("connect") {
+        Some(n) => format!("  {n} could not connect"),
+        None => String::new(),
+    };
     let _ = writeln!(
         out,
-        "{} -> {}  ({model})\nrun {}  {:.2} s  {} sent  {} not started{}\n",
+        "{} -> {}  ({model})\nrun {}  {:.2} s  {} sent  {} not started{unreached}{}\n",
         report.scenario.name,
         report.target,
         report.run_id,

@@ -4,7 +4,8 @@ use super::{Stats, ThresholdResult};
 use crate::scenario::{Percentile, Thresholds};
 
 /// One result per threshold written in the scenario, in a stable order: latency limits, then
-/// `error_rate`, then `min_rate`. A latency limit with no response to measure fails.
+/// `error_rate`, then `min_rate`. A latency limit or `min_rate` with no response to measure
+/// fails: a run that reached nothing cannot meet a rate.
 pub fn evaluate(thresholds: &Thresholds, overall: &Stats) -> Vec<ThresholdResult> {
     let mut results = Vec::new();
     for (percentile, limit) in &thresholds.latency_ms {
@@ -25,11 +26,13 @@ pub fn evaluate(thresholds: &Thresholds, overall: &Stats) -> Vec<ThresholdResult
         });
     }
     if let Some(limit) = thresholds.min_rate {
+        let answered = overall.latency_ms.samples > 0;
+        let observed = answered.then_some(overall.achieved_rate);
         results.push(ThresholdResult {
             name: "min_rate".to_owned(),
             limit,
-            observed: Some(overall.achieved_rate),
-            passed: overall.achieved_rate >= limit,
+            observed,
+            passed: observed.is_some_and(|rate| rate >= limit),
         });
     }
     results

@@ -46,7 +46,7 @@ impl fmt::Display for Located {
         }
         write!(f, ": ")?;
         if let Some(field) = &self.field {
-            write!(f, "field `{field}`: ")?;
+            write!(f, "{field}: ")?;
         }
         write!(f, "{}", self.message)?;
         if let (Some(line), Some(snippet)) = (self.line, &self.snippet) {

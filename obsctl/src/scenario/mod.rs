@@ -11,6 +11,9 @@
 //! # max_in_flight = 256              # optional; --max-in-flight overrides it
 //! # timeout = "5s"                   # optional; --timeout overrides it
 //!
+//! [headers]                          # optional; sent with every request (-H overrides)
+//! X-Api-Key = "k-{{run_id}}"         # values are templates, like paths
+//!
 //! [[stages]]
 //! duration = "5s"                    # humantime: "500ms", "10s", "1m30s"
 //! rate = 20                          # requests per second reached at the end of the stage
@@ -27,6 +30,7 @@
 //! method = "POST"
 //! path = "/api/users"
 //! body = '{"name": "user-{{seq}}"}'  # sent as application/json unless content_type says otherwise
+//! headers = { "X-Request-Id" = "{{run_id}}-{{seq}}" }  # this request's own (win over [headers])
 //! expect = [201]
 //!
 //! [thresholds]                       # all optional
@@ -35,15 +39,22 @@
 //! min_rate = 19                      # achieved requests per second, at least
 //! ```
 //!
-//! Templates (`{{seq}}`, `{{random:LO..HI}}`, `{{run_id}}`) are described in [`template`].
+//! Templates (`{{seq}}`, `{{random:LO..HI}}`, `{{run_id}}`) are described in [`template`];
+//! headers, their layers and the ones obsctl owns, in [`header`]; duration limits in
+//! [`duration`].
 
+pub mod duration;
 mod error;
+mod explain;
+pub mod header;
 mod raw;
 pub mod target;
 pub mod template;
 mod validate;
 
+pub use duration::DurationError;
 pub use error::{Located, ScenarioError};
+pub use header::{Header, HeaderError};
 pub use target::{Target, TargetError};
 pub use template::{RenderContext, Template, TemplateError};
 
@@ -68,6 +79,8 @@ pub struct Scenario {
     pub stages: Vec<Stage>,
     /// The weighted request mix (never empty).
     pub requests: Vec<RequestSpec>,
+    /// `[headers]`: sent with every request, under the request's own and the `-H` flags'.
+    pub headers: Vec<Header>,
     /// Limits that fail the run.
     pub thresholds: Thresholds,
     /// In-flight cap named in the file.
@@ -99,8 +112,10 @@ pub struct RequestSpec {
     pub weight: u32,
     /// Body template, if the request has a body.
     pub body: Option<Template>,
-    /// `content-type` sent with a body.
+    /// `content-type` sent with a body (a `Content-Type` header, from any layer, replaces it).
     pub content_type: String,
+    /// The request's own headers: they win over the scenario's `[headers]` of the same name.
+    pub headers: Vec<Header>,
     /// Statuses that count as success.
     pub expect: Expect,
 }
@@ -210,8 +225,10 @@ impl Scenario {
                 weight: 1,
                 body: None,
                 content_type: validate::DEFAULT_CONTENT_TYPE.to_owned(),
+                headers: Vec::new(),
                 expect: Expect::Success,
             }],
+            headers: Vec::new(),
             thresholds: Thresholds::default(),
             max_in_flight: None,
             timeout: None,

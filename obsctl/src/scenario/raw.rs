@@ -2,7 +2,11 @@
 //! their position ([`Spanned`]) so that a bad value is reported at its line and column.
 
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use toml::Spanned;
+
+/// A `headers` table: names to value templates, both with their positions.
+pub(crate) type RawHeaders = BTreeMap<Spanned<String>, Spanned<String>>;
 
 /// The top level of a scenario file.
 #[derive(Debug, Deserialize)]
@@ -14,6 +18,7 @@ pub(crate) struct RawScenario {
     pub start_rate: Option<Spanned<f64>>,
     pub max_in_flight: Option<Spanned<u32>>,
     pub timeout: Option<Spanned<String>>,
+    pub headers: Option<RawHeaders>,
     pub stages: Spanned<Vec<RawStage>>,
     pub requests: Spanned<Vec<RawRequest>>,
     pub thresholds: Option<RawThresholds>,
@@ -37,6 +42,7 @@ pub(crate) struct RawRequest {
     pub weight: Option<Spanned<i64>>,
     pub body: Option<Spanned<String>>,
     pub content_type: Option<Spanned<String>>,
+    pub headers: Option<RawHeaders>,
     pub expect: Option<Spanned<Vec<Spanned<i64>>>>,
 }
 

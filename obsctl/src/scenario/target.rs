@@ -3,7 +3,7 @@
 use std::fmt;
 use url::Url;
 
-/// A validated `http://host[:port][/prefix]` target.
+/// A validated `http(s)://host[:port][/prefix]` target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     url: Url,
@@ -23,11 +23,16 @@ pub enum TargetError {
         /// The parser's reason.
         reason: String,
     },
-    /// `https://`: TLS is not implemented yet.
-    #[error("`{0}`: https targets are not supported yet; use an http:// URL")]
-    Https(String),
-    /// Any scheme other than http.
-    #[error("`{url}`: unsupported scheme `{scheme}`; use an http:// URL")]
+    /// No scheme, as in `localhost:8000`: the http:// URL it most likely means.
+    #[error("`{url}` has no scheme: did you mean {suggestion}?")]
+    NoScheme {
+        /// The text given.
+        url: String,
+        /// `http://` followed by the text.
+        suggestion: String,
+    },
+    /// Any scheme other than http and https.
+    #[error("`{url}`: unsupported scheme `{scheme}`; use an http:// or https:// URL")]
     Scheme {
         /// The text given.
         url: String,
@@ -47,24 +52,39 @@ pub enum TargetError {
 impl Target {
     /// Parses and checks a target URL.
     pub fn parse(text: &str) -> Result<Self, TargetError> {
-        let url = Url::parse(text).map_err(|e| TargetError::Parse {
-            url: text.to_owned(),
-            reason: e.to_string(),
-        })?;
-        match url.scheme() {
-            "http" => {}
-            "https" => return Err(TargetError::Https(text.to_owned())),
-            other => {
-                return Err(TargetError::Scheme {
+        // `localhost:8000` parses as the scheme `localhost`, `127.0.0.1:8000` not at all: both
+        // mean http://, which is worth saying rather than complaining about a scheme. (A text
+        // with credentials does not make a valid target, so it is never echoed here.)
+        if !text.contains("://") {
+            let suggestion = format!("http://{text}");
+            if Self::parse(&suggestion).is_ok() {
+                return Err(TargetError::NoScheme {
                     url: text.to_owned(),
-                    scheme: other.to_owned(),
+                    suggestion,
                 });
             }
         }
+        // Messages show the URL with any `user:password@` hidden.
+        let shown = crate::sources::auth::redact_url(text);
+        let url = Url::parse(text).map_err(|e| TargetError::Parse {
+            url: shown.clone(),
+            reason: e.to_string(),
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(TargetError::Scheme {
+                url: shown,
+                scheme: url.scheme().to_owned(),
+            });
+        }
         let shape = |reason| TargetError::Shape {
-            url: text.to_owned(),
+            url: shown.clone(),
             reason,
         };
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(shape(
+                "credentials in the target URL are not sent: remove `user:password@`",
+            ));
+        }
         let host = url.host_str().ok_or_else(|| shape("the URL has no host"))?;
         if url.query().is_some() || url.fragment().is_some() {
             return Err(shape("a target cannot have a query or fragment"));
@@ -86,6 +106,11 @@ impl Target {
     /// The host name or address to connect to.
     pub fn host(&self) -> &str {
         &self.host
+    }
+
+    /// Whether requests go over TLS (`https://`).
+    pub fn is_https(&self) -> bool {
+        self.url.scheme() == "https"
     }
 
     /// The TCP port.
@@ -142,13 +167,33 @@ mod tests {
     }
 
     #[test]
-    fn refuses_https_with_a_clear_reason() {
-        let err = Target::parse("https://example.test")
+    fn a_missing_scheme_gets_a_suggestion() {
+        for (given, meant) in [
+            ("localhost:8000", "http://localhost:8000"),
+            ("127.0.0.1:8000/base", "http://127.0.0.1:8000/base"),
+        ] {
+            let err = Target::parse(given).err().map(|e| e.to_string());
+            assert_eq!(
+                err,
+                Some(format!("`{given}` has no scheme: did you mean {meant}?"))
+            );
+        }
+    }
+
+    #[test]
+    fn accepts_https_on_its_default_port() {
+        let t = Target::parse("https://example.test").ok();
+        assert_eq!(t.as_ref().map(Target::port), Some(443));
+        assert_eq!(t.as_ref().map(Target::is_https), Some(true));
+    }
+
+    #[test]
+    fn refuses_credentials_without_echoing_them() {
+        let err = Target::parse("https://u:hunter2@example.test")
             .err()
-            .map(|e| e.to_string());
-        assert!(
-            err.unwrap_or_default()
-                .contains("https targets are not supported yet")
-        );
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("user:password@"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
     }
 }

@@ -1,14 +1,17 @@
 //! Turns a scenario file into a checked [`Scenario`], reporting the first problem with its file,
-//! line, column and field.
+//! line, column and field, and saying in plain words what the field expects.
 
+use super::duration::{self, Use};
 use super::error::{SourceMap, key_on_line};
-use super::raw::{RawRequest, RawScenario, RawStage, RawThresholds};
+use super::explain::{self, key_text};
+use super::header::{self, Header};
+use super::raw::{RawHeaders, RawRequest, RawScenario, RawStage, RawThresholds};
 use super::{
     Expect, Percentile, RenderContext, RequestSpec, Scenario, ScenarioError, Stage, Target,
     Template, Thresholds,
 };
 use hyper::Method;
-use hyper::header::HeaderValue;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::http::uri::PathAndQuery;
 use std::collections::HashSet;
 use std::path::Path;
@@ -39,22 +42,23 @@ impl Checker<'_> {
             .error_at(self.path, Some(span.start), Some(field.into()), msg))
     }
 
-    fn duration(&self, value: &Spanned<String>, field: &str) -> Result<Duration, ScenarioError> {
-        match humantime::parse_duration(value.get_ref().trim()) {
-            Ok(d) if !d.is_zero() => Ok(d),
-            Ok(_) => self.fail(value.span(), field, "a duration must be more than zero"),
-            Err(e) => self.fail(
-                value.span(),
-                field,
-                format!(
-                    "invalid duration `{}` ({e}); write e.g. \"500ms\", \"10s\" or \"1m30s\"",
-                    value.get_ref()
-                ),
-            ),
-        }
+    fn duration(
+        &self,
+        value: &Spanned<String>,
+        field: &str,
+        what: Use,
+    ) -> Result<Duration, ScenarioError> {
+        duration::parse(value.get_ref(), what)
+            .or_else(|e| self.fail(value.span(), field, e.to_string()))
     }
 
-    fn non_negative(&self, value: &Spanned<f64>, field: &str) -> Result<f64, ScenarioError> {
+    /// A finite number, zero or more; `words` say what it counts (`a latency in milliseconds`).
+    fn non_negative(
+        &self,
+        value: &Spanned<f64>,
+        field: &str,
+        words: &str,
+    ) -> Result<f64, ScenarioError> {
         let v = *value.get_ref();
         if v.is_finite() && v >= 0.0 {
             Ok(v)
@@ -62,7 +66,7 @@ impl Checker<'_> {
             self.fail(
                 value.span(),
                 field,
-                format!("must be a number >= 0, got {v}"),
+                format!("expected {words}, 0 or more, found {v}"),
             )
         }
     }
@@ -72,13 +76,16 @@ impl Checker<'_> {
     }
 }
 
+/// Words for rates, wherever a rate is written.
+const RATE: &str = "a number of requests per second";
+
 /// Parses and checks `source`, which was read from `path`.
 pub(crate) fn parse(source: &str, path: &Path) -> Result<Scenario, ScenarioError> {
     let checker = Checker {
         map: SourceMap::new(source),
         path,
     };
-    let raw: RawScenario = toml::from_str(source).map_err(|e| toml_error(&checker, &e))?;
+    let raw: RawScenario = toml::from_str(source).map_err(|e| toml_error(&checker, source, &e))?;
     let name = raw.name.get_ref().trim().to_owned();
     if name.is_empty() {
         return checker.fail(raw.name.span(), "name", "the scenario name is empty");
@@ -91,20 +98,22 @@ pub(crate) fn parse(source: &str, path: &Path) -> Result<Scenario, ScenarioError
         None => None,
     };
     let start_rate = match &raw.start_rate {
-        Some(r) => Some(checker.non_negative(r, "start_rate")?),
+        Some(r) => Some(checker.non_negative(r, "start_rate", RATE)?),
         None => None,
     };
     let max_in_flight = match &raw.max_in_flight {
         Some(m) if *m.get_ref() == 0 => {
-            return checker.fail(m.span(), "max_in_flight", "must be at least 1");
+            let msg = "expected a whole number of requests, 1 or more (e.g. 256), found 0";
+            return checker.fail(m.span(), "max_in_flight", msg);
         }
         Some(m) => Some(*m.get_ref() as usize),
         None => None,
     };
     let timeout = match &raw.timeout {
-        Some(t) => Some(checker.duration(t, "timeout")?),
+        Some(t) => Some(checker.duration(t, "timeout", Use::Timeout)?),
         None => None,
     };
+    let headers = headers(&checker, raw.headers.as_ref(), "headers")?;
     Ok(Scenario {
         name,
         description: raw.description.clone(),
@@ -112,14 +121,22 @@ pub(crate) fn parse(source: &str, path: &Path) -> Result<Scenario, ScenarioError
         target,
         start_rate,
         stages: stages(&checker, &raw.stages, start_rate)?,
-        requests: requests(&checker, &raw.requests)?,
+        requests: requests(&checker, &raw.requests, &headers)?,
+        headers,
         thresholds: thresholds(&checker, raw.thresholds.as_ref())?,
         max_in_flight,
         timeout,
     })
 }
 
-fn toml_error(checker: &Checker<'_>, error: &toml::de::Error) -> ScenarioError {
+/// A TOML error: a shape error explained with its field path and plain words, or the parser's
+/// own message for a file that is not TOML at all.
+fn toml_error(checker: &Checker<'_>, source: &str, error: &toml::de::Error) -> ScenarioError {
+    if let Some(e) = explain::explain(source, error) {
+        return checker
+            .map
+            .error_at(checker.path, e.offset, e.field, e.message);
+    }
     let offset = error.span().map(|s| s.start);
     let message = error.message().trim().to_owned();
     let field = offset
@@ -138,10 +155,20 @@ fn stages(
     }
     let mut out = Vec::with_capacity(raw.get_ref().len());
     for (i, stage) in raw.get_ref().iter().enumerate() {
+        let field = |f: &str| format!("stages[{i}].{f}");
         out.push(Stage {
-            duration: checker.duration(&stage.duration, &format!("stages[{i}].duration"))?,
-            rate: checker.non_negative(&stage.rate, &format!("stages[{i}].rate"))?,
+            duration: checker.duration(&stage.duration, &field("duration"), Use::Run)?,
+            rate: checker.non_negative(&stage.rate, &field("rate"), RATE)?,
         });
+    }
+    let total: Duration = out.iter().map(|s| s.duration).sum();
+    if total > duration::MAX_RUN {
+        let msg = format!(
+            "the stages last {} in all: {}",
+            humantime::format_duration(total),
+            Use::Run.limit_words()
+        );
+        return checker.fail(raw.span(), "stages", msg);
     }
     let silent = start_rate.unwrap_or(0.0) == 0.0 && out.iter().all(|s| s.rate == 0.0);
     if silent {
@@ -157,14 +184,16 @@ fn stages(
 fn requests(
     checker: &Checker<'_>,
     raw: &Spanned<Vec<RawRequest>>,
+    wide: &[Header],
 ) -> Result<Vec<RequestSpec>, ScenarioError> {
     if raw.get_ref().is_empty() {
-        return checker.fail(raw.span(), "requests", "the request list is empty");
+        let msg = "the request list is empty: add at least one [[requests]] with a name and a path";
+        return checker.fail(raw.span(), "requests", msg);
     }
     let mut names = HashSet::new();
     let mut out = Vec::with_capacity(raw.get_ref().len());
     for (i, req) in raw.get_ref().iter().enumerate() {
-        let spec = request(checker, req, i)?;
+        let spec = request(checker, req, i, wide)?;
         if !names.insert(spec.name.clone()) {
             let msg = format!("duplicate request name `{}`", spec.name);
             return checker.fail(req.name.span(), format!("requests[{i}].name"), msg);
@@ -178,6 +207,7 @@ fn request(
     checker: &Checker<'_>,
     raw: &RawRequest,
     i: usize,
+    wide: &[Header],
 ) -> Result<RequestSpec, ScenarioError> {
     let field = |f: &str| format!("requests[{i}].{f}");
     let name = raw.name.get_ref().trim().to_owned();
@@ -194,6 +224,10 @@ fn request(
         Some(b) => Some(checker.template(b, &field("body"))?),
         None => None,
     };
+    let headers = headers(checker, raw.headers.as_ref(), &field("headers"))?;
+    if let Some(ct) = &raw.content_type {
+        content_type_set_once(checker, ct, &field("content_type"), &headers, wide)?;
+    }
     Ok(RequestSpec {
         name,
         method: method(checker, raw.method.as_ref(), &field("method"))?,
@@ -201,8 +235,66 @@ fn request(
         weight: weight(checker, raw.weight.as_ref(), &field("weight"))?,
         body,
         content_type: content_type(checker, raw.content_type.as_ref(), &field("content_type"))?,
+        headers,
         expect: expect(checker, raw.expect.as_ref(), &field("expect"))?,
     })
+}
+
+/// Checks a `headers` table (`field` names it: `headers`, `requests[2].headers`): names are
+/// HTTP tokens obsctl does not own, each once whatever its case; values are one line of text
+/// with valid placeholders. Reports the first problem in file order.
+fn headers(
+    checker: &Checker<'_>,
+    raw: Option<&RawHeaders>,
+    field: &str,
+) -> Result<Vec<Header>, ScenarioError> {
+    let Some(raw) = raw else {
+        return Ok(Vec::new());
+    };
+    let mut entries: Vec<_> = raw.iter().collect();
+    entries.sort_by_key(|(name, _)| name.span().start);
+    let mut out: Vec<Header> = Vec::with_capacity(entries.len());
+    let mut written: Vec<&str> = Vec::with_capacity(entries.len());
+    for (name, value) in entries {
+        let field = format!("{field}.{}", key_text(name.get_ref()));
+        let checked = header::check_name(name.get_ref())
+            .or_else(|e| checker.fail(name.span(), &field, e.to_string()))?;
+        if let Some(i) = out.iter().position(|h| h.name == checked) {
+            let msg = format!(
+                "`{}` is the same header as `{}` above (header names ignore case): keep one",
+                name.get_ref(),
+                written.get(i).copied().unwrap_or_default()
+            );
+            return checker.fail(name.span(), &field, msg);
+        }
+        written.push(name.get_ref());
+        let header = Header::parse(name.get_ref(), value.get_ref())
+            .or_else(|e| checker.fail(value.span(), &field, e.to_string()))?;
+        out.push(header);
+    }
+    Ok(out)
+}
+
+/// A request's `content_type` and a `Content-Type` header in its own `headers` or in `[headers]`
+/// would compete: the file must say it once.
+fn content_type_set_once(
+    checker: &Checker<'_>,
+    raw: &Spanned<String>,
+    field: &str,
+    own: &[Header],
+    wide: &[Header],
+) -> Result<(), ScenarioError> {
+    let sets = |headers: &[Header]| headers.iter().any(|h| h.name == CONTENT_TYPE);
+    if sets(own) {
+        let msg = "this request's `headers` set Content-Type too: set it in one place";
+        return checker.fail(raw.span(), field, msg);
+    }
+    if sets(wide) {
+        let msg = "[headers] sets Content-Type for every request: set this request's in its own \
+                   `headers`, which win over [headers]";
+        return checker.fail(raw.span(), field, msg);
+    }
+    Ok(())
 }
 
 /// Renders the template once and checks that the result is a valid request path, so that no
@@ -278,7 +370,7 @@ fn weight(
             raw.span(),
             field,
             format!(
-                "weight must be from 1 to {MAX_WEIGHT}, got {}",
+                "expected a whole number from 1 to {MAX_WEIGHT} (e.g. 3), found {}",
                 raw.get_ref()
             ),
         ),
@@ -332,19 +424,23 @@ fn thresholds(
     for (p, value) in latency {
         if let Some(v) = value {
             let field = format!("thresholds.{}", p.key());
-            latency_ms.push((p, checker.non_negative(v, &field)?));
+            let words = "a latency in milliseconds";
+            latency_ms.push((p, checker.non_negative(v, &field, words)?));
         }
     }
     let error_rate = match &raw.error_rate {
         Some(v) if !(0.0..=1.0).contains(v.get_ref()) => {
-            let msg = "a fraction from 0 to 1 (0.01 = 1%)";
+            let msg = format!(
+                "expected a fraction from 0 to 1 (e.g. 0.01 for 1%), found {}",
+                v.get_ref()
+            );
             return checker.fail(v.span(), "thresholds.error_rate", msg);
         }
         Some(v) => Some(*v.get_ref()),
         None => None,
     };
     let min_rate = match &raw.min_rate {
-        Some(v) => Some(checker.non_negative(v, "thresholds.min_rate")?),
+        Some(v) => Some(checker.non_negative(v, "thresholds.min_rate", RATE)?),
         None => None,
     };
     Ok(Thresholds {

@@ -6,97 +6,15 @@
 //! [`GrafanaError::Unauthorized`], whose message says how to pass credentials. The dashboard is
 //! returned as JSON; `check::dashboard` reads its panels.
 
-use std::fmt;
-
-use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::auth::Auth;
 use super::http::{Evidence, HttpClient, HttpResponse, SourceError, join};
 
-/// How obsctl authenticates to Grafana.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub enum GrafanaAuth {
-    /// No credentials (Grafana's anonymous access must be on).
-    #[default]
-    Anonymous,
-    /// HTTP basic authentication as a Grafana user.
-    Basic {
-        /// The login.
-        user: String,
-        /// The password.
-        password: String,
-    },
-    /// A service-account token (or a legacy API key), sent as `Authorization: Bearer`.
-    Bearer(String),
-}
-
-impl GrafanaAuth {
-    /// Basic credentials from `USER:PASSWORD` (the password may itself contain `:`).
-    pub fn basic(raw: &str) -> Result<Self, GrafanaError> {
-        let (user, password) = raw.split_once(':').ok_or_else(|| {
-            GrafanaError::InvalidAuth("expected USER:PASSWORD, found no `:`".to_owned())
-        })?;
-        if user.is_empty() {
-            return Err(GrafanaError::InvalidAuth(
-                "the user before `:` is empty".to_owned(),
-            ));
-        }
-        Self::checked(Self::Basic {
-            user: user.to_owned(),
-            password: password.to_owned(),
-        })
-    }
-
-    /// A bearer token (a service-account token).
-    pub fn bearer(token: &str) -> Result<Self, GrafanaError> {
-        let token = token.trim();
-        if token.is_empty() {
-            return Err(GrafanaError::InvalidAuth("the token is empty".to_owned()));
-        }
-        Self::checked(Self::Bearer(token.to_owned()))
-    }
-
-    /// Whether credentials are sent.
-    pub fn is_anonymous(&self) -> bool {
-        matches!(self, Self::Anonymous)
-    }
-
-    /// The `Authorization` header value, if any.
-    fn header(&self) -> Option<String> {
-        match self {
-            Self::Anonymous => None,
-            Self::Basic { user, password } => {
-                let encoded =
-                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-                Some(format!("Basic {encoded}"))
-            }
-            Self::Bearer(token) => Some(format!("Bearer {token}")),
-        }
-    }
-
-    /// Rejects credentials that an HTTP header cannot carry (control characters, newlines).
-    fn checked(self) -> Result<Self, GrafanaError> {
-        let header = self.header().unwrap_or_default();
-        if header.bytes().any(|b| b.is_ascii_control()) {
-            return Err(GrafanaError::InvalidAuth(
-                "the credentials contain control characters".to_owned(),
-            ));
-        }
-        Ok(self)
-    }
-}
-
-impl fmt::Debug for GrafanaAuth {
-    /// Never prints a password or token.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Anonymous => f.write_str("Anonymous"),
-            Self::Basic { user, .. } => write!(f, "Basic({user}:***)"),
-            Self::Bearer(_) => f.write_str("Bearer(***)"),
-        }
-    }
-}
+/// How obsctl authenticates to Grafana: anonymous, a Grafana user (basic auth), or a
+/// service-account token (bearer); the same credentials as every source's (see [`Auth`]).
+pub type GrafanaAuth = Auth;
 
 /// Why a Grafana call gave no usable answer.
 #[derive(Debug, thiserror::Error)]
@@ -131,9 +49,6 @@ pub enum GrafanaError {
         /// The exchange.
         evidence: Evidence,
     },
-    /// The credentials given cannot be used.
-    #[error("invalid Grafana credentials: {0}")]
-    InvalidAuth(String),
 }
 
 impl GrafanaError {
@@ -146,12 +61,12 @@ impl GrafanaError {
 fn unauthorized_message(evidence: &Evidence, credentials_sent: bool) -> String {
     if credentials_sent {
         format!(
-            "Grafana refused the credentials given (HTTP 401 from {}): check --grafana-user USER:PASSWORD / GRAFANA_AUTH",
+            "Grafana refused the credentials given (HTTP 401 from {}): check --grafana-user USER:PASSWORD (GRAFANA_AUTH) or --grafana-token TOKEN (GRAFANA_TOKEN)",
             evidence.url
         )
     } else {
         format!(
-            "Grafana requires a login (HTTP 401 from {}): pass --grafana-user USER:PASSWORD (or set GRAFANA_AUTH), or enable anonymous access",
+            "Grafana requires a login (HTTP 401 from {}): pass --grafana-user USER:PASSWORD (or set GRAFANA_AUTH) or --grafana-token TOKEN (GRAFANA_TOKEN), or enable anonymous access",
             evidence.url
         )
     }

@@ -1,13 +1,21 @@
 //! The HTTP plumbing every HTTP source shares: one client (timeouts, `obsctl/VERSION` user agent,
 //! no proxies), a bounded body read, the [`Evidence`] of each exchange, and [`SourceError`], which
 //! classifies what went wrong the way a user needs to hear it (refused, timed out, an HTTP error
-//! status, an HTML page where JSON was expected, invalid JSON, a body too large).
+//! status, an HTML page where JSON was expected, invalid JSON, a body too large, a TLS handshake
+//! refused). The client speaks HTTPS with the checked [`TlsConfig`] and carries a source's
+//! [`Credentials`] on every request; evidence never shows them (nor a URL's userinfo).
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use reqwest::header::{HeaderName, HeaderValue};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+use super::auth::Credentials;
+use crate::tls::TlsConfig;
 
 /// The user agent sent with every request.
 pub const USER_AGENT: &str = concat!("obsctl/", env!("CARGO_PKG_VERSION"));
@@ -91,6 +99,15 @@ pub enum SourceError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// The TLS handshake failed: the server's certificate was not trusted, or the server wants
+    /// a client certificate, ... (the detail says which, and which flag fixes it).
+    #[error("TLS with {url} failed: {detail}")]
+    Tls {
+        /// The URL asked.
+        url: String,
+        /// What rustls found, and what to do.
+        detail: String,
+    },
     /// Any other transport failure.
     #[error("request to {url} failed: {detail}")]
     Request {
@@ -111,11 +128,15 @@ impl SourceError {
         }
     }
 
-    /// Whether the source was unreachable (refused, failed to connect, or timed out).
+    /// Whether the source was unreachable (refused, failed to connect or to agree on TLS, or
+    /// timed out).
     pub fn is_unreachable(&self) -> bool {
         matches!(
             self,
-            Self::ConnectRefused { .. } | Self::Connect { .. } | Self::Timeout { .. }
+            Self::ConnectRefused { .. }
+                | Self::Connect { .. }
+                | Self::Tls { .. }
+                | Self::Timeout { .. }
         )
     }
 }
@@ -237,34 +258,72 @@ impl HttpResponse {
 pub struct HttpClient {
     client: reqwest::Client,
     options: HttpOptions,
+    /// The TLS settings it was built with, to build a sibling alike.
+    tls: Arc<rustls::ClientConfig>,
+    /// Headers every request carries (a source's credentials and tenant), marked sensitive.
+    credentials: Arc<[(HeaderName, HeaderValue)]>,
 }
 
 impl HttpClient {
-    /// Build a client with `options`.
+    /// Build a client with `options`, trusting the system's roots (see [`TlsConfig`]).
     pub fn new(options: HttpOptions) -> Result<Self, SourceError> {
-        Self::build(options, true)
+        Self::with_tls(options, &TlsConfig::default())
     }
 
-    fn build(options: HttpOptions, keep_alive: bool) -> Result<Self, SourceError> {
+    /// Build a client with `options` that speaks HTTPS with `tls` (`--cacert`, `--insecure`,
+    /// `--cert/--key`).
+    pub fn with_tls(options: HttpOptions, tls: &TlsConfig) -> Result<Self, SourceError> {
+        let config = tls
+            .client_config()
+            .map_err(|e| SourceError::Client(e.to_string()))?;
+        Self::build(options, config, true, Arc::from(Vec::new()))
+    }
+
+    fn build(
+        options: HttpOptions,
+        tls: Arc<rustls::ClientConfig>,
+        keep_alive: bool,
+        credentials: Arc<[(HeaderName, HeaderValue)]>,
+    ) -> Result<Self, SourceError> {
         let mut builder = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .timeout(options.timeout)
             .connect_timeout(options.connect_timeout)
-            .no_proxy();
+            .no_proxy()
+            .use_preconfigured_tls((*tls).clone());
         if !keep_alive {
             builder = builder.pool_max_idle_per_host(0);
         }
         let client = builder
             .build()
             .map_err(|e| SourceError::Client(e.to_string()))?;
-        Ok(Self { client, options })
+        Ok(Self {
+            client,
+            options,
+            tls,
+            credentials,
+        })
+    }
+
+    /// The same client (connections shared) sending `credentials` with every request: one
+    /// client per source, each with its own login and tenant.
+    pub fn with_credentials(&self, credentials: &Credentials) -> Self {
+        Self {
+            credentials: Arc::from(credentials.headers()),
+            ..self.clone()
+        }
     }
 
     /// A client with the same settings that opens a new connection for every request: behind
     /// one port, several worker processes then each answer as the OS hands them connections,
     /// where a kept-alive connection always reaches the same one.
     pub fn one_connection_per_request(&self) -> Result<Self, SourceError> {
-        Self::build(self.options.clone(), false)
+        Self::build(
+            self.options.clone(),
+            Arc::clone(&self.tls),
+            false,
+            Arc::clone(&self.credentials),
+        )
     }
 
     /// The client's settings.
@@ -295,7 +354,8 @@ impl HttpClient {
     }
 
     /// Like [`HttpClient::get`], with extra request `headers` (e.g. `Authorization`, sent marked
-    /// sensitive). A header that HTTP cannot carry is [`SourceError::Request`], before sending.
+    /// sensitive; they replace the client's credentials of the same name). A header that HTTP
+    /// cannot carry is [`SourceError::Request`], before sending.
     pub async fn get_with_headers(
         &self,
         url: &str,
@@ -306,6 +366,14 @@ impl HttpClient {
         let mut builder = self.client.get(url).query(query);
         if let Some(accept) = accept {
             builder = builder.header(reqwest::header::ACCEPT, accept);
+        }
+        for (name, value) in self.credentials.iter() {
+            if !headers
+                .iter()
+                .any(|(n, _)| name.as_str().eq_ignore_ascii_case(n))
+            {
+                builder = builder.header(name, value.clone());
+            }
         }
         for (name, value) in headers {
             let (name, value) = header(name, value).map_err(|detail| SourceError::Request {
@@ -318,7 +386,7 @@ impl HttpClient {
             url: url.to_owned(),
             reason: e.to_string(),
         })?;
-        let full_url = request.url().to_string();
+        let full_url = without_userinfo(request.url());
         // reqwest's timeout covers the body too; this outer bound is a second line of defence.
         let bound = self.options.timeout + Duration::from_millis(500);
         match tokio::time::timeout(bound, self.exchange(request, &full_url)).await {
@@ -402,6 +470,9 @@ impl HttpClient {
                 timeout: self.options.timeout,
             };
         }
+        if let Some(detail) = crate::tls::describe(&error) {
+            return SourceError::Tls { url, detail };
+        }
         if error.is_connect() {
             if has_io_kind(&error, std::io::ErrorKind::ConnectionRefused) {
                 return SourceError::ConnectRefused { url };
@@ -429,6 +500,14 @@ fn header(
         .map_err(|_| format!("the value of header {name} has characters HTTP cannot carry"))?;
     value.set_sensitive(true);
     Ok((name, value))
+}
+
+/// The URL as evidence shows it: without `user:password@` (reqwest sends it as basic auth).
+fn without_userinfo(url: &reqwest::Url) -> String {
+    let mut url = url.clone();
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.to_string()
 }
 
 /// Join a base URL (`http://host:port` or with a path prefix) and an API path.

@@ -11,7 +11,9 @@
 //!   same [`span::ReceivedSpan`] (via [`otlp_json`]).
 //! - [`logs`]: backend log lines from a file, stdin or a child process's captured output.
 //! - [`window`]: a run's time window in each API's units.
+//! - [`auth`]: credentials and tenants a source's requests carry.
 
+pub mod auth;
 pub mod exposition;
 pub mod grafana;
 pub mod http;

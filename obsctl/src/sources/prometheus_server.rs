@@ -3,10 +3,11 @@
 //! targets at a short interval, listening on a free loopback port. It is killed when dropped.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::process::{Child, Command};
+use tokio::process::Command;
+
+use crate::process::Group;
 
 use super::http::HttpClient;
 use super::prometheus::Prometheus;
@@ -54,6 +55,22 @@ pub struct ScrapeJob {
     pub metrics_path: String,
     /// Bearer token the target requires on its metrics path, if any.
     pub bearer_token: Option<String>,
+    /// Scrape over HTTPS with these settings (`None`: plain HTTP).
+    pub tls: Option<ScrapeTls>,
+}
+
+/// How Prometheus checks an HTTPS target (its `tls_config`); paths must be absolute, since
+/// Prometheus runs in its own directory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScrapeTls {
+    /// CA certificates to verify the target with (Prometheus then trusts only these).
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate.
+    pub cert_file: Option<PathBuf>,
+    /// Its key.
+    pub key_file: Option<PathBuf>,
+    /// Do not verify the target's certificate.
+    pub insecure_skip_verify: bool,
 }
 
 /// How to start Prometheus.
@@ -72,8 +89,8 @@ pub struct PrometheusServerConfig {
 /// A running Prometheus; killed on drop.
 #[derive(Debug)]
 pub struct PrometheusServer {
-    /// The process (spawned with kill-on-drop).
-    child: Child,
+    /// The process, in its own group under a watchdog (killed on drop, and when obsctl dies).
+    child: Group,
     /// The working directory (config, TSDB, log); removed on drop, after the process is killed.
     dir: tempfile::TempDir,
     url: String,
@@ -118,9 +135,8 @@ impl PrometheusServer {
     }
 
     /// Kill the process and wait (at most `grace`) for it to exit.
-    pub async fn stop(mut self, grace: Duration) {
-        let _ = self.child.start_kill();
-        let _ = tokio::time::timeout(grace, self.child.wait()).await;
+    pub async fn stop(self, grace: Duration) {
+        self.child.stop(grace).await;
     }
 
     async fn wait_ready(&mut self, timeout: Duration) -> Result<(), PrometheusServerError> {
@@ -132,7 +148,7 @@ impl PrometheusServer {
         let api = Prometheus::new(client, self.url.clone());
         let deadline = tokio::time::Instant::now() + timeout;
         while tokio::time::Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
+            if let Some(status) = self.child.try_exit() {
                 return Err(PrometheusServerError::Exited {
                     status: status.to_string(),
                     log: self.log_tail(),
@@ -155,11 +171,12 @@ fn spawn(
     dir: &Path,
     config_path: &Path,
     port: u16,
-) -> Result<Child, PrometheusServerError> {
+) -> Result<Group, PrometheusServerError> {
     let log =
         std::fs::File::create(dir.join("prometheus.log")).map_err(PrometheusServerError::Setup)?;
     let log_err = log.try_clone().map_err(PrometheusServerError::Setup)?;
-    Command::new(&config.binary)
+    let mut command = Command::new(&config.binary);
+    command
         .arg(format!("--config.file={}", config_path.display()))
         .arg(format!(
             "--storage.tsdb.path={}",
@@ -167,15 +184,12 @@ fn spawn(
         ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .current_dir(dir)
-        .stdin(Stdio::null())
         .stdout(log)
-        .stderr(log_err)
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|error| PrometheusServerError::Spawn {
-            binary: config.binary.clone(),
-            error,
-        })
+        .stderr(log_err);
+    Group::spawn(command, "prometheus").map_err(|error| PrometheusServerError::Spawn {
+        binary: config.binary.clone(),
+        error,
+    })
 }
 
 /// The generated `prometheus.yml`.
@@ -196,6 +210,28 @@ pub fn config_yaml(config: &PrometheusServerConfig) -> String {
                 "    authorization:\n      type: Bearer\n      credentials: {}\n",
                 yaml_string(token)
             ));
+        }
+        if let Some(tls) = &job.tls {
+            yaml.push_str(&tls_yaml(tls));
+        }
+    }
+    yaml
+}
+
+/// `scheme: https` and the job's `tls_config`.
+fn tls_yaml(tls: &ScrapeTls) -> String {
+    let mut yaml = format!(
+        "    scheme: https\n    tls_config:\n      insecure_skip_verify: {}\n",
+        tls.insecure_skip_verify
+    );
+    for (key, path) in [
+        ("ca_file", &tls.ca_file),
+        ("cert_file", &tls.cert_file),
+        ("key_file", &tls.key_file),
+    ] {
+        if let Some(path) = path {
+            let path = yaml_string(&path.display().to_string());
+            yaml.push_str(&format!("      {key}: {path}\n"));
         }
     }
     yaml
@@ -232,6 +268,10 @@ mod tests {
                 target: "127.0.0.1:8000".into(),
                 metrics_path: "/metrics".into(),
                 bearer_token: Some("s3cret".into()),
+                tls: Some(ScrapeTls {
+                    ca_file: Some(PathBuf::from("/ci/ca.pem")),
+                    ..ScrapeTls::default()
+                }),
             }],
             ready_timeout: Duration::from_secs(1),
         });
@@ -243,5 +283,9 @@ mod tests {
             "{yaml}"
         );
         assert!(yaml.contains("targets: [\"127.0.0.1:8000\"]"));
+        assert!(
+            yaml.contains("scheme: https\n    tls_config:\n      insecure_skip_verify: false\n      ca_file: \"/ci/ca.pem\"\n"),
+            "{yaml}"
+        );
     }
 }

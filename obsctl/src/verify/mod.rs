@@ -2,7 +2,6 @@
 //! its stdout captured) and, when installed, a real Prometheus; replays a scenario with the
 //! load engine; runs every check; stops everything it started, whatever happens.
 
-pub mod process;
 pub mod service;
 
 use std::future::Future;
@@ -17,14 +16,16 @@ use crate::check::policy::Policy;
 use crate::check::report::CheckReport;
 use crate::load::{LoadConfig, Overrides};
 use crate::scenario::Scenario;
+use crate::sources::auth::{Auth, Credentials, Endpoint};
 use crate::sources::exposition::Exposition;
 use crate::sources::http::HttpClient;
 use crate::sources::otlp::OtlpReceiver;
 use crate::sources::prometheus::Prometheus;
 use crate::sources::prometheus_server::{
-    self, PrometheusServer, PrometheusServerConfig, ScrapeJob,
+    self, PrometheusServer, PrometheusServerConfig, ScrapeJob, ScrapeTls,
 };
 use crate::sources::target::MetricsEndpoint;
+use crate::tls::TlsConfig;
 use service::Service;
 
 /// The dashboard that deploy/ provisions in Grafana, built in so that `obsctl verify`
@@ -80,8 +81,9 @@ pub enum Target {
     /// Start this shell command line (run by `sh -c`) with HOST, PORT and
     /// OTEL_EXPORTER_OTLP_ENDPOINT in its environment.
     Spawn(String),
-    /// An already running service at this base URL (not restarted, stdout not captured).
-    Url(String),
+    /// An already running service at this base URL, with the credentials of its /metrics (not
+    /// restarted, stdout not captured).
+    Url(Endpoint),
 }
 
 /// Whether and how to use Prometheus.
@@ -91,8 +93,8 @@ pub enum PrometheusMode {
     Auto,
     /// Do not use Prometheus.
     Off,
-    /// Use the Prometheus at this URL (it must scrape the target itself).
-    Url(String),
+    /// Use the Prometheus at this URL, with its credentials (it must scrape the target itself).
+    Url(Endpoint),
 }
 
 /// Everything `obsctl verify` needs, validated.
@@ -114,7 +116,8 @@ pub struct VerifyOptions {
     /// Longest wait for the spawned service to accept connections.
     pub startup_timeout: Duration,
     /// Bearer token of a protected `/metrics`: given to a spawned service as METRICS_TOKEN and
-    /// used for every scrape (obsctl's and Prometheus's).
+    /// used for every scrape (obsctl's and Prometheus's). A `Target::Url`'s own credentials
+    /// win for obsctl's scrapes.
     pub metrics_token: Option<String>,
     /// Load overrides (rate, duration).
     pub overrides: Overrides,
@@ -170,7 +173,8 @@ pub async fn run(
     interrupt: Interrupt,
 ) -> Result<Verification, VerifyError> {
     let scenario = scenario(&options)?;
-    let client = HttpClient::new(crate::sources::http::HttpOptions::default())?;
+    let tls = &options.stack.tls;
+    let client = HttpClient::with_tls(crate::sources::http::HttpOptions::default(), tls)?;
     let mut notes = Vec::new();
 
     let receiver = OtlpReceiver::start(loopback(0))
@@ -196,13 +200,13 @@ pub async fn run(
             let base = format!("http://{}", service.addr);
             (Some(service), base)
         }
-        Target::Url(url) => (None, url.trim_end_matches('/').to_owned()),
+        Target::Url(endpoint) => (None, endpoint.url.trim_end_matches('/').to_owned()),
     };
     let local_prometheus =
         cancellable(start_prometheus(&options, &base, &mut notes), &interrupt).await??;
 
-    let metrics = MetricsEndpoint::for_target(client.clone(), &base)
-        .with_token(options.metrics_token.clone());
+    let metrics_client = client.with_credentials(&metrics_credentials(&options));
+    let metrics = MetricsEndpoint::for_target(metrics_client, &base);
     // The counter before the run: accounting compares increments, not totals.
     let baseline: Option<Exposition> = metrics.scrape().await.ok().and_then(|s| s.parsed.ok());
     let mut config = LoadConfig::new(
@@ -214,6 +218,7 @@ pub async fn run(
     )
     .map_err(|e| VerifyError::Config(e.to_string()))?;
     config.progress = options.progress;
+    config.tls = tls.clone();
     // Ctrl-C during the load ends it early: its partial report is what the user gets.
     let run = crate::load::run(config, interrupted(interrupt.clone())).await?;
     if run.interrupted {
@@ -234,12 +239,15 @@ pub async fn run(
     ctx.exact_prometheus_target = local_prometheus.is_some();
     ctx.prometheus = match (&local_prometheus, &options.prometheus) {
         (Some(local), _) => Some(Prometheus::new(client.clone(), local.url())),
-        (None, PrometheusMode::Url(url)) => Some(Prometheus::new(client.clone(), url.clone())),
+        (None, PrometheusMode::Url(endpoint)) => Some(Prometheus::new(
+            client.with_credentials(&endpoint.credentials),
+            endpoint.url.clone(),
+        )),
         _ => None,
     };
     ctx.add_stack(&client, &options.stack);
     // Without --dashboard, the provisioned dashboard (built in) is evaluated against the
-    // Prometheus in use: the Part 7 panels are part of the proof.
+    // Prometheus in use: the dashboard's panels are part of the proof.
     let builtin_dashboard = match (&ctx.dashboard, &ctx.prometheus) {
         (None, Some(_)) => Some(builtin_dashboard_file()?),
         _ => None,
@@ -325,6 +333,9 @@ async fn start_prometheus(
             target: target.to_owned(),
             metrics_path: "/metrics".to_owned(),
             bearer_token: options.metrics_token.clone(),
+            tls: base
+                .starts_with("https://")
+                .then(|| scrape_tls(&options.stack.tls)),
         }],
         ready_timeout: Duration::from_secs(20),
     };
@@ -337,6 +348,36 @@ async fn start_prometheus(
         local.url()
     ));
     Ok(Some(local))
+}
+
+/// What obsctl's scrapes of /metrics carry: a `Target::Url`'s own credentials, else the token.
+fn metrics_credentials(options: &VerifyOptions) -> Credentials {
+    match &options.target {
+        Target::Url(endpoint) if !endpoint.credentials.is_empty() => endpoint.credentials.clone(),
+        _ => Credentials {
+            auth: options
+                .metrics_token
+                .as_deref()
+                .and_then(|token| Auth::bearer(token).ok())
+                .unwrap_or_default(),
+            tenant: None,
+        },
+    }
+}
+
+/// The TLS settings of obsctl, as Prometheus's scrape `tls_config` of an https target.
+fn scrape_tls(tls: &TlsConfig) -> ScrapeTls {
+    let absolute = |file: &Option<crate::tls::PemFile>| {
+        file.as_ref()
+            .map(|f| std::path::absolute(&f.path).unwrap_or_else(|_| f.path.clone()))
+    };
+    let options = tls.options();
+    ScrapeTls {
+        ca_file: absolute(&options.cacert),
+        cert_file: absolute(&options.cert),
+        key_file: absolute(&options.key),
+        insecure_skip_verify: tls.is_insecure(),
+    }
 }
 
 fn loopback(port: u16) -> SocketAddr {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::process::Command;
 
 use super::VerifyError;
-use super::process::Group;
+use crate::process::Group;
 use crate::sources::logs::{LogCapture, LogLimits};
 
 /// A running service and its captured output.
@@ -73,6 +73,9 @@ impl Service {
         if std::env::var_os("OTEL_BSP_SCHEDULE_DELAY").is_none() {
             shell.env("OTEL_BSP_SCHEDULE_DELAY", "200");
         }
+        shell
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
         let mut group = Group::spawn(shell, command)
             .map_err(|e| VerifyError::Service(format!("cannot run `{command}`: {e}")))?;
         let stdout = capture(group.take_stdout(), "stdout");

@@ -51,7 +51,7 @@ async fn a_grafana_provisioned_from_deploy_passes() {
         &[
             "Grafana 5.1.3 is up",
             "prometheus, loki, tempo",
-            "8 Part 7 panels",
+            "the 8 panels of docs/contract.md",
         ],
     );
 }
@@ -129,7 +129,10 @@ async fn a_dashboard_with_seven_panels_fails_naming_the_missing_one() {
     assert_status(
         &outcome,
         Status::Fail,
-        &["7 panels where Part 7 has 8", "missing \"Logger Stream\""],
+        &[
+            "7 panels where the dashboard of docs/contract.md has 8",
+            "missing \"Logger Stream\"",
+        ],
     );
 }
 

@@ -1,24 +1,9 @@
 //! The `obsctl` binary: exit codes 0 / 1 / 2, the summary on stdout, errors on stderr, and the
 //! report file.
 
-use crate::helpers::{Behaviour, simple, spawn_server};
+use crate::helpers::{Behaviour, obsctl, simple, spawn_server, text};
 use std::path::Path;
-use std::process::Output;
 use std::time::Duration;
-
-/// Runs the binary with `args` in `dir`, bounded to 20 s.
-async fn obsctl(dir: &Path, args: &[&str]) -> Output {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_obsctl"));
-    command.args(args).current_dir(dir).kill_on_drop(true);
-    tokio::time::timeout(Duration::from_secs(20), command.output())
-        .await
-        .expect("obsctl ends within 20 s")
-        .expect("obsctl starts")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 const REQUESTS: &str = "[[requests]]\nname = \"ok\"\npath = \"/status/200\"\nexpect = [200]\n";
 
@@ -101,7 +86,12 @@ async fn bad_usage_exits_2() {
     let dir = tempfile::tempdir().expect("tempdir");
     let scenario = write_scenario(dir.path(), "");
     let cases: [&[&str]; 5] = [
-        &["load", &scenario, "--target", "https://127.0.0.1:1"],
+        &[
+            "load",
+            &scenario,
+            "--target",
+            "https://u:hunter2@127.0.0.1:1",
+        ],
         &["load", &scenario],
         &[
             "load",
@@ -131,8 +121,9 @@ async fn bad_usage_exits_2() {
         );
         assert!(!text(&out.stderr).is_empty(), "{args:?} says why");
     }
-    let https = obsctl(dir.path(), cases[0]).await;
-    assert!(text(&https.stderr).contains("https targets are not supported yet"));
+    let userinfo = text(&obsctl(dir.path(), cases[0]).await.stderr);
+    assert!(userinfo.contains("user:password@"), "{userinfo}");
+    assert!(!userinfo.contains("hunter2"), "{userinfo}");
     // The OS's reason is said once, not once per layer of the error chain.
     let missing = text(&obsctl(dir.path(), cases[cases.len() - 1]).await.stderr);
     assert_eq!(missing.matches("os error").count(), 1, "{missing}");

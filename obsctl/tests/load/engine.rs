@@ -262,7 +262,13 @@ async fn refused_connections_are_connect_errors() {
     );
     let report = run(cfg, Duration::from_secs(10)).await;
 
-    assert_eq!(report.requests_sent, 10);
+    // Numbered (their trace ids are spent) but never sent: nothing reached the target.
+    assert_eq!(report.requests_sent, 0);
+    assert_eq!(report.seq_count, 10);
+    assert_eq!(report.requests_due(), 10);
+    assert_eq!(report.overall.achieved_rate, 0.0);
+    assert_eq!(report.overall.error_rate, 1.0);
+    assert!(!report.passed, "a run that reached nothing fails");
     assert_eq!(
         report.overall.errors_by_kind.get("connect").copied(),
         Some(10)

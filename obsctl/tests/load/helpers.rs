@@ -1,5 +1,5 @@
-//! Test helpers: a counting HTTP server on 127.0.0.1:0 that can stall or delay, and shortcuts
-//! to build scenarios and configurations.
+//! Test helpers: a counting HTTP server on 127.0.0.1:0 that can stall or delay, shortcuts to
+//! build scenarios and configurations, and the `obsctl` binary run with a time bound.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -13,6 +13,7 @@ use obsctl::scenario::Scenario;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::path::Path;
+use std::process::Output;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -38,8 +39,23 @@ pub struct Received {
     pub status: u16,
     pub traceparent: Option<String>,
     pub run_id: Option<String>,
+    /// Every header of the request.
+    pub headers: hyper::HeaderMap,
     pub body: Bytes,
     pub at: Instant,
+}
+
+impl Received {
+    /// The value of header `name`, as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The sequence number in the request's traceparent.
+    pub fn seq(&self) -> Option<u64> {
+        let tp = self.traceparent.as_deref()?;
+        u64::from_str_radix(tp.get(19..35)?, 16).ok()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -129,6 +145,7 @@ async fn handle(
     let (traceparent, run_id) = (header("traceparent"), header("x-obsctl-run-id"));
     let method = req.method().to_string();
     let path = req.uri().path().to_owned();
+    let headers = req.headers().clone();
     let status = path
         .strip_prefix("/status/")
         .and_then(|code| code.parse::<u16>().ok())
@@ -145,6 +162,7 @@ async fn handle(
         status,
         traceparent,
         run_id,
+        headers,
         body,
         at,
     });
@@ -153,6 +171,29 @@ async fn handle(
         .body(Full::new(Bytes::from_static(b"{}")))
         .expect("valid response");
     Ok(response)
+}
+
+/// Runs the obsctl binary with `args` in `dir`, bounded to 20 s (killed if it runs longer).
+pub async fn obsctl(dir: &Path, args: &[&str]) -> Output {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_obsctl"));
+    command.args(args).current_dir(dir).kill_on_drop(true);
+    tokio::time::timeout(Duration::from_secs(20), command.output())
+        .await
+        .expect("obsctl ends within 20 s")
+        .expect("obsctl starts")
+}
+
+/// Output bytes as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A loopback port nothing listens on (bound a moment ago, then released).
+pub fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
 }
 
 /// Parses a scenario held in a string (named `test.toml` in errors).

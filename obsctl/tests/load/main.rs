@@ -1,10 +1,14 @@
-//! Integration tests of `obsctl load`: scenario validation, the engine against a local server,
-//! thresholds, the report's schema, and the binary's exit codes. Everything talks to 127.0.0.1
-//! on ephemeral ports and bounds its own time.
+//! Integration tests of `obsctl load`: scenario validation and its messages, the engine against
+//! a local server, extra headers, thresholds, the report's schema, the binary's exit codes and
+//! outputs. Everything talks to 127.0.0.1 on ephemeral ports and bounds its own time.
 
 mod cli;
 mod engine;
+mod headers;
 mod helpers;
+mod messages;
 mod report_schema;
 mod scenario_errors;
+mod stdout;
 mod thresholds;
+mod verdict;

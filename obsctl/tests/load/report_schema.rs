@@ -12,15 +12,20 @@ fn schema() -> Value {
     serde_json::from_str(&text).expect("schema is JSON")
 }
 
-fn assert_valid(report: &RunReport) {
+/// Where `instance` breaks the committed run-report schema (empty when it is valid).
+pub(crate) fn schema_violations(instance: &Value) -> Vec<String> {
     let schema = schema();
     let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    validator
+        .iter_errors(instance)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect()
+}
+
+fn assert_valid(report: &RunReport) {
     let json = report.to_json().expect("report encodes");
     let instance: Value = serde_json::from_str(&json).expect("report is JSON");
-    let errors: Vec<String> = validator
-        .iter_errors(&instance)
-        .map(|e| format!("{e} at {}", e.instance_path()))
-        .collect();
+    let errors = schema_violations(&instance);
     assert!(
         errors.is_empty(),
         "schema violations:\n{}\n{json}",

@@ -1,7 +1,9 @@
 //! Integration tests for obsctl's sources: each adapter against a real server where one runs
 //! here (the embedded OTLP receiver, Prometheus) and against local HTTP servers replaying the
-//! documented response bodies of Loki, Tempo and Prometheus.
+//! documented response bodies of Loki, Tempo and Prometheus; TLS and credentials against HTTPS
+//! servers made in the test (rcgen certificates, hyper over tokio-rustls).
 
+mod credentials;
 mod exposition;
 mod helpers;
 mod http;
@@ -12,3 +14,5 @@ mod prometheus;
 mod real_prometheus;
 mod target;
 mod tempo;
+mod tls;
+mod tls_support;

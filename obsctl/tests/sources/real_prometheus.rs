@@ -45,6 +45,7 @@ fn job(name: &str, target: String) -> ScrapeJob {
         target,
         metrics_path: "/metrics".into(),
         bearer_token: None,
+        tls: None,
     }
 }
 

@@ -1,4 +1,4 @@
-//! The Grafana side of the proof (spec Part 7): `grafana` asks a live Grafana whether it is up
+//! The Grafana side of the proof (the 8-panel dashboard): `grafana` asks a live Grafana whether it is up
 //! with the Prometheus, Loki and Tempo datasources and the 8-panel dashboard; `dashboard-panels`
 //! evaluates every query of a dashboard file against the Prometheus and Loki given, so a panel
 //! that would show "No data" fails before anyone opens Grafana.

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-/// The uid of the Part 7 dashboard that deploy/ provisions.
+/// The uid of the 8-panel dashboard that deploy/ provisions.
 pub const DEFAULT_UID: &str = "fastapi-dashboard";
 
-/// The Part 7 panel titles, in the dashboard's order.
+/// The 8 panel titles, in the dashboard's order.
 pub const PART7_TITLES: [&str; 8] = [
     "Total Requests",
     "Requests Per Minute",

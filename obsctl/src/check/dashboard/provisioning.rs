@@ -1,6 +1,6 @@
 //! The `grafana` check: a live Grafana is healthy, has the Prometheus, Loki and Tempo
 //! datasources (each passing Grafana's own health check where Grafana has one), and serves the
-//! dashboard with the 8 Part 7 panels, each pointing at a datasource Grafana has.
+//! dashboard with its 8 panels, each pointing at a datasource Grafana has.
 
 use super::panels::{DEFAULT_UID, Dashboard, PART7_TITLES};
 use crate::check::context::CheckContext;
@@ -12,7 +12,7 @@ const NO_GRAFANA: &str = "pass --grafana URL (e.g. http://localhost:3000) of the
 const DATASOURCE_TYPES: [&str; 3] = ["prometheus", "loki", "tempo"];
 
 /// `grafana`: Grafana is healthy, has healthy Prometheus, Loki and Tempo datasources, and the
-/// dashboard (uid from `--dashboard`, else `fastapi-dashboard`) has the 8 Part 7 panels.
+/// dashboard (uid from `--dashboard`, else `fastapi-dashboard`) has the 8 panels.
 pub async fn grafana(ctx: &CheckContext) -> Outcome {
     let Some(grafana) = &ctx.grafana else {
         return Outcome::skip("no Grafana given", NO_GRAFANA);
@@ -149,7 +149,7 @@ async fn inspect_datasource(
     Ok(healthy)
 }
 
-/// The uid to look for: the one in `--dashboard`, else the Part 7 dashboard's.
+/// The uid to look for: the one in `--dashboard`, else the 8-panel dashboard's.
 /// A file that broke since the CLI validated it names no uid: the default stands.
 fn dashboard_uid(ctx: &CheckContext) -> String {
     ctx.dashboard
@@ -198,9 +198,9 @@ async fn inspect_dashboard(
         Some(problem) => findings
             .problems
             .push(format!("dashboard {uid:?}: {problem}")),
-        None if dangling.is_empty() => findings
-            .summary
-            .push(format!("dashboard {uid:?} has the 8 Part 7 panels")),
+        None if dangling.is_empty() => findings.summary.push(format!(
+            "dashboard {uid:?} has the 8 panels of docs/contract.md"
+        )),
         None => {}
     }
     findings.problems.extend(dangling);
@@ -231,7 +231,7 @@ fn dangling_datasources(dashboard: &Dashboard, datasources: &Datasources) -> Vec
         .collect()
 }
 
-/// What is wrong with a dashboard's panel titles against Part 7, if anything.
+/// What is wrong with a dashboard's panel titles against the 8 expected, if anything.
 pub fn panel_problems(titles: &[&str]) -> Option<String> {
     let missing: Vec<&str> = PART7_TITLES
         .iter()
@@ -247,7 +247,7 @@ pub fn panel_problems(titles: &[&str]) -> Option<String> {
         return None;
     }
     let mut parts = vec![format!(
-        "{} panels where Part 7 has {}",
+        "{} panels where the dashboard of docs/contract.md has {}",
         titles.len(),
         PART7_TITLES.len()
     )];
