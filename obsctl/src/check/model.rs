@@ -56,6 +56,18 @@ pub enum Status {
 }
 
 impl Status {
+    /// The name used in JSON, JUnit properties and messages (`pass`, `allowed`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Pass => "pass",
+            Self::Warn => "warn",
+            Self::Fail => "fail",
+            Self::Skip => "skip",
+            Self::Error => "error",
+            Self::Allowed => "allowed",
+        }
+    }
+
     /// Upper-case label for tables.
     pub fn label(self) -> &'static str {
         match self {

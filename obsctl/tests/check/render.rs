@@ -262,3 +262,117 @@ fn the_well_formedness_check_rejects_broken_xml() {
     }
     assert_well_formed("<?xml version=\"1.0\"?>\n<a x=\"&lt;\"><b/>t &amp; u</a>\n");
 }
+
+/// A report with one check in each status, fixed in every field, for exact renderings.
+fn fixed_report() -> CheckReport {
+    use obsctl::check::model::{CheckResult, Finding, Level, Signal};
+    use obsctl::check::report::Summary;
+    let check = |id: &str, level: Level, status: Status, detail: &str| CheckResult {
+        id: id.to_owned(),
+        title: format!("The {id} item"),
+        signal: Signal::Metrics,
+        level,
+        default_level: level,
+        status,
+        detail: detail.to_owned(),
+        evidence: Vec::new(),
+        hint: None,
+        findings: Vec::new(),
+        duration_ms: 1234,
+    };
+    let mut failed = check(
+        "metrics-endpoint",
+        Level::Deny,
+        Status::Fail,
+        "/metrics returned a JSON string, not Prometheus text",
+    );
+    failed.evidence = vec!["GET http://127.0.0.1:8000/metrics -> HTTP 200".to_owned()];
+    failed.findings = vec![
+        Finding::new(
+            "/metrics returned a JSON string, not Prometheus text",
+            1,
+            "return the exposition bytes themselves",
+        )
+        .example("body starts: \"# HELP <x> & 'y'"),
+    ];
+    let mut warned = check(
+        "metrics-cardinality",
+        Level::Warn,
+        Status::Warn,
+        "the path label carries raw URLs",
+    );
+    warned.findings = vec![
+        Finding::new(
+            "the path label carries raw URLs",
+            2,
+            "label the route template",
+        )
+        .examples(["/api/users/1", "/api/users/2"]),
+    ];
+    let mut skipped = check("logs-loki", Level::Deny, Status::Skip, "no Loki given");
+    skipped.hint = Some("pass --loki URL".to_owned());
+    let checks = vec![
+        check(
+            "requests-counter",
+            Level::Deny,
+            Status::Pass,
+            "counter with 3 series",
+        ),
+        failed,
+        warned,
+        skipped,
+        check(
+            "prometheus-scrape",
+            Level::Deny,
+            Status::Error,
+            "Prometheus at http://127.0.0.1:9 is not ready: connection refused\nsecond line",
+        ),
+        check(
+            "grafana",
+            Level::Allow,
+            Status::Allowed,
+            "not run: the policy allows it",
+        ),
+    ];
+    CheckReport {
+        schema_version: obsctl::check::report::SCHEMA_VERSION,
+        obsctl_version: "0.0.0-fixture".to_owned(),
+        target: Some("http://127.0.0.1:41234".to_owned()),
+        service: "fastapi-backend".to_owned(),
+        strict: false,
+        policy_file: None,
+        started_at: "2026-12-05T07:00:00Z".to_owned(),
+        finished_at: "2026-12-05T07:00:02Z".to_owned(),
+        summary: Summary::of(&checks),
+        checks,
+    }
+}
+
+/// Compares `actual` with the committed fixture `name` (OBSCTL_BLESS=1 rewrites it).
+fn assert_fixture(name: &str, actual: &str) {
+    let path = format!("{}/tests/check/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    if std::env::var_os("OBSCTL_BLESS").is_some() {
+        std::fs::write(&path, actual).expect("the fixture is writable");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{path}: {e} (OBSCTL_BLESS=1 writes it)"));
+    assert_eq!(
+        actual, expected,
+        "{name} differs from the fixture (OBSCTL_BLESS=1 cargo test rewrites it after a deliberate change)"
+    );
+}
+
+#[test]
+fn junit_is_exactly_the_fixture_stable_names_one_line_messages_real_durations() {
+    let xml = junit(&fixed_report());
+    assert_well_formed(&xml);
+    // The suite is named after the service, never after the ephemeral target address.
+    assert!(!xml.contains("41234"), "{xml}");
+    assert_fixture("report.junit.xml", &xml);
+}
+
+#[test]
+fn text_is_exactly_the_fixture() {
+    assert_fixture("report.txt", &text(&fixed_report(), false));
+}

@@ -73,7 +73,7 @@ fn testcase(out: &mut String, check: &CheckResult, strict: bool) {
         out,
         "      <properties><property name=\"level\" value=\"{}\"/><property name=\"status\" value=\"{}\"/></properties>",
         check.level.name(),
-        check.status.label().to_ascii_lowercase()
+        check.status.name()
     );
     let body = escape(&details(check));
     match element(check, strict) {

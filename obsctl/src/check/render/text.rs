@@ -50,7 +50,9 @@ pub fn text(report: &CheckReport, color: bool) -> String {
     for check in &report.checks {
         let label = paint.status(check.status, &format!("{:<5}", check.status.label()));
         let _ = writeln!(out, "{label} {:<width$}  {}", check.id, check.title);
-        let _ = writeln!(out, "      {:<width$}  {}", "", check.detail);
+        let indent = format!("      {:<width$}  ", "");
+        let detail = check.detail.replace('\n', &format!("\n{indent}"));
+        let _ = writeln!(out, "{indent}{detail}");
         if matches!(check.status, Status::Skip | Status::Error)
             && let Some(hint) = &check.hint
         {
@@ -114,7 +116,7 @@ fn footer(out: &mut String, report: &CheckReport, paint: &Paint) {
     if s.errors > 0 {
         let _ = writeln!(
             out,
-            "\n({} checks could not look: a source did not answer)",
+            "\n({} of the checks could not look: a source did not answer)",
             s.errors
         );
     }
