@@ -201,10 +201,13 @@ pub async fn metrics(ctx: &CheckContext) -> Outcome {
     };
     let after = match ctx.scrape().await {
         None => return Outcome::skip("no target given", "pass --target URL"),
-        Some(Err(message)) => {
-            return Outcome::error(
-                format!("could not scrape /metrics: {}", message.message),
-                "see metrics-endpoint",
+        Some(Err(failure)) => {
+            return Outcome::skip(
+                format!(
+                    "not judged: /metrics could not be read ({})",
+                    failure.message
+                ),
+                "the metrics-endpoint check says why",
             );
         }
         Some(Ok(scrape)) => match &scrape.parsed {

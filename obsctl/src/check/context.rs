@@ -95,8 +95,11 @@ pub struct CheckContext {
     /// Prometheus must scrape the target at its own address (obsctl configured it): a target
     /// found only by its series is not accepted.
     pub exact_prometheus_target: bool,
-    /// Polling for ingestion (scrapes, batch export, log shipping) stops here.
+    /// Polling for ingestion (scrapes, batch export, log shipping) stops here; every check is
+    /// cut off at this deadline plus a fixed grace ([`super::CHECK_GRACE`]).
     pub deadline: Instant,
+    /// The wait the deadline was set from (`--timeout`), for messages.
+    pub wait: Duration,
     scrape: OnceCell<Result<MetricsScrape, ScrapeFailure>>,
     /// The log lines as judged: one snapshot per evaluation, so every check counts the same.
     log_snapshot: OnceCell<Vec<LogLine>>,
@@ -135,6 +138,7 @@ impl CheckContext {
             exclusive: false,
             exact_prometheus_target: false,
             deadline: Instant::now() + wait,
+            wait,
             scrape: OnceCell::new(),
             log_snapshot: OnceCell::new(),
             span_snapshot: OnceCell::new(),
@@ -160,6 +164,7 @@ impl CheckContext {
     /// Restarts the ingestion deadline: `wait` from now.
     pub fn restart_deadline(&mut self, wait: Duration) {
         self.deadline = Instant::now() + wait;
+        self.wait = wait;
     }
 
     /// The target's `/metrics`, scraped once and shared by every metrics check.

@@ -22,7 +22,7 @@ const NO_TARGET: &str = "pass --target URL (the service's base URL)";
 
 /// `metrics-endpoint`: `/metrics` answers Prometheus text that parses.
 pub async fn endpoint(ctx: &CheckContext) -> Outcome {
-    let scrape = match usable_scrape(ctx).await {
+    let scrape = match usable_scrape_for(ctx, true).await {
         Ok(scrape) => scrape,
         Err(outcome) => return outcome,
     };
@@ -418,8 +418,21 @@ pub async fn process(ctx: &CheckContext) -> Outcome {
 
 /// The scrape, or the outcome that explains why there is none.
 async fn usable_scrape(ctx: &CheckContext) -> Result<&MetricsScrape, Outcome> {
+    usable_scrape_for(ctx, false).await
+}
+
+/// The scrape, or why there is none: `metrics-endpoint` (the `first` check) fails or errors for
+/// it; the checks built on the scrape are then not judged, so one cause is one failure.
+async fn usable_scrape_for(ctx: &CheckContext, first: bool) -> Result<&MetricsScrape, Outcome> {
     match ctx.scrape().await {
         None => Err(Outcome::skip("no target given", NO_TARGET)),
+        Some(Err(failure)) if !first => Err(Outcome::skip(
+            format!(
+                "not judged: /metrics could not be read ({})",
+                failure.message
+            ),
+            "the metrics-endpoint check says why",
+        )),
         Some(Err(failure)) if failure.answered => Err(Outcome::fail(
             format!("/metrics did not answer with metrics: {}", failure.message),
             "serve GET /metrics with status 200 (and, if it needs a token, give it to Prometheus)",

@@ -48,7 +48,12 @@ pub async fn run(ctx: &CheckContext, policy: &Policy) -> CheckReport {
             return result(check, policy, level, outcome, 0);
         }
         let started = Instant::now();
-        let outcome = (check.run)(ctx).await;
+        // One deadline bounds every check, whatever it waits on (connects, requests, polling):
+        // `--timeout` plus a fixed grace for the answer in flight.
+        let bound = ctx.deadline + CHECK_GRACE;
+        let outcome = tokio::time::timeout_at(bound, (check.run)(ctx))
+            .await
+            .unwrap_or_else(|_| out_of_time(ctx));
         result(
             check,
             policy,
@@ -70,6 +75,23 @@ pub async fn run(ctx: &CheckContext, policy: &Policy) -> CheckReport {
         summary: Summary::of(&results),
         checks: results,
     }
+}
+
+/// How long a check may run past the context's deadline: the answer in flight gets this long.
+pub const CHECK_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// What a check that did not finish within its deadline reports.
+fn out_of_time(ctx: &CheckContext) -> Outcome {
+    Outcome::error(
+        format!(
+            "no answer within --timeout ({}) and {} s of grace: a source accepted the request but \
+             did not answer in time",
+            humantime::format_duration(ctx.wait),
+            CHECK_GRACE.as_secs()
+        ),
+        "check that the source answers (a hung process, a proxy that holds connections), or \
+         raise --timeout when ingestion is slow",
+    )
 }
 
 /// A check's outcome with its level applied: at `warn`, what it found is a warning.

@@ -188,7 +188,7 @@ pub fn emit(
 }
 
 async fn context(args: &CheckArgs, sources: Sources) -> anyhow::Result<CheckContext> {
-    let client = HttpClient::with_tls(HttpOptions::default(), &sources.stack.tls)
+    let client = HttpClient::with_tls(HttpOptions::within(args.timeout), &sources.stack.tls)
         .context("cannot build the HTTP client")?;
     let mut ctx = CheckContext::new(args.stack.service.clone(), args.timeout);
     if let Some(target) = &sources.target {

@@ -162,6 +162,20 @@ impl Default for HttpOptions {
     }
 }
 
+impl HttpOptions {
+    /// Settings whose bounds derive from the user's `--timeout` (never added to it): one
+    /// exchange gets at most that long (within 1 to 10 s: a poll asks again until the
+    /// deadline), a connection at most a third of it.
+    pub fn within(wait: Duration) -> Self {
+        let timeout = wait.clamp(Duration::from_secs(1), Duration::from_secs(10));
+        Self {
+            timeout,
+            connect_timeout: (timeout / 3).max(Duration::from_millis(300)),
+            ..Self::default()
+        }
+    }
+}
+
 /// One HTTP answer, body read in full (within the limit).
 #[derive(Debug, Clone)]
 pub struct HttpResponse {

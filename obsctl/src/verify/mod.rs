@@ -174,7 +174,10 @@ pub async fn run(
 ) -> Result<Verification, VerifyError> {
     let scenario = scenario(&options)?;
     let tls = &options.stack.tls;
-    let client = HttpClient::with_tls(crate::sources::http::HttpOptions::default(), tls)?;
+    let client = HttpClient::with_tls(
+        crate::sources::http::HttpOptions::within(options.timeout),
+        tls,
+    )?;
     let mut notes = Vec::new();
 
     let receiver = OtlpReceiver::start(loopback(0))

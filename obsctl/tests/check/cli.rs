@@ -234,3 +234,50 @@ async fn help_lists_every_check_with_its_default_level() {
     }
     assert!(help.contains("obsctl.toml"), "{help}");
 }
+
+#[tokio::test]
+async fn black_hole_sources_end_within_the_timeout_and_its_grace() {
+    // Every source accepts connections and never answers: --timeout bounds the whole command.
+    let holes: Vec<crate::helpers::SilentServer> = futures_of(5).await;
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let started = std::time::Instant::now();
+    let output = check(
+        dir.path(),
+        &[
+            "--target",
+            &holes[0].url(),
+            "--prometheus",
+            &holes[1].url(),
+            "--loki",
+            &holes[2].url(),
+            "--tempo",
+            &holes[3].url(),
+            "--grafana",
+            &holes[4].url(),
+            "--timeout",
+            "1s",
+        ],
+    )
+    .await;
+    let elapsed = started.elapsed();
+    // The contract: --timeout plus the fixed 2 s grace, and process start-up.
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "took {elapsed:?}\n{}",
+        text(&output)
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(
+        text(&output).contains("ERROR metrics-endpoint"),
+        "{}",
+        text(&output)
+    );
+}
+
+async fn futures_of(count: usize) -> Vec<crate::helpers::SilentServer> {
+    let mut holes = Vec::with_capacity(count);
+    for _ in 0..count {
+        holes.push(crate::helpers::SilentServer::start().await);
+    }
+    holes
+}
