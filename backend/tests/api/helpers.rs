@@ -242,7 +242,7 @@ pub fn label_values(metrics: &Exposition, label: &str) -> HashMap<String, f64> {
     if let Some(family) = metrics.family("fastapi_requests_total") {
         for sample in &family.samples {
             if let Some(value) = sample.labels.get(label) {
-                *values.entry(value.clone()).or_insert(0.0) += sample.value;
+                *values.entry(value.to_owned()).or_insert(0.0) += sample.value;
             }
         }
     }

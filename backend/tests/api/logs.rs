@@ -107,16 +107,16 @@ async fn the_request_line_carries_the_trace_and_span_ids_of_the_request_span() {
     let span_id = line["span_id"].as_str().unwrap().to_owned();
     let spans = otlp
         .wait_for_spans(
-            |s| s.iter().any(|s| s.span_id == span_id),
+            |s| s.iter().any(|s| s.span_id() == span_id),
             Duration::from_secs(10),
         )
         .await;
     let server = spans
         .iter()
-        .find(|s| s.span_id == span_id)
+        .find(|s| s.span_id() == span_id)
         .expect("the logged span id was exported");
-    assert_eq!(server.trace_id, trace_id);
-    assert_eq!(server.name, "GET /api/users/{user_id}");
+    assert_eq!(server.trace_id(), trace_id);
+    assert_eq!(server.name(), "GET /api/users/{user_id}");
 }
 
 #[tokio::test]

@@ -37,7 +37,7 @@ async fn sigterm_drains_in_flight_requests_flushes_spans_and_exits_zero() {
         .wait_for_spans(
             |s| {
                 s.iter()
-                    .filter(|s| s.name == "GET /api/users/{user_id}")
+                    .filter(|s| s.name() == "GET /api/users/{user_id}")
                     .count()
                     >= 5
             },
@@ -46,7 +46,7 @@ async fn sigterm_drains_in_flight_requests_flushes_spans_and_exits_zero() {
         .await;
     let server = spans
         .iter()
-        .filter(|s| s.name == "GET /api/users/{user_id}")
+        .filter(|s| s.name() == "GET /api/users/{user_id}")
         .count();
     assert_eq!(server, 5, "every in-flight request's span was flushed");
 }
@@ -102,8 +102,8 @@ async fn sigterm_during_a_2k_rps_run_loses_no_answered_request_and_flushes_every
     let traces_of_run = |spans: &[obsctl::sources::span::ReceivedSpan]| {
         spans
             .iter()
-            .filter(|s| s.trace_id.starts_with(&prefix) && s.name.starts_with("GET /api/users"))
-            .map(|s| s.trace_id.clone())
+            .filter(|s| s.trace_id().starts_with(&prefix) && s.name().starts_with("GET /api/users"))
+            .map(|s| s.trace_id())
             .collect::<std::collections::BTreeSet<_>>()
             .len() as u64
     };

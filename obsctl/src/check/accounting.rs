@@ -14,6 +14,7 @@ use super::paths;
 use crate::report::RunReport;
 use crate::sources::exposition::Exposition;
 use crate::sources::span::SpanKind;
+use crate::sources::span_store::RunTraces;
 
 const NO_RUN: &str =
     "pass --run-report FILE from `obsctl load --report FILE`, or use `obsctl verify`";
@@ -142,11 +143,11 @@ fn series_values(
 ) -> BTreeMap<Key, f64> {
     let mut values = BTreeMap::new();
     let family = families.iter().find_map(|name| exposition.family(name));
-    for sample in family.into_iter().flat_map(|f| &f.samples) {
+    for sample in family.into_iter().flat_map(|f| f.samples) {
         if sample.name != sample_name {
             continue;
         }
-        let label = |k: &str| sample.labels.get(k).cloned().unwrap_or_default();
+        let label = |k: &str| sample.labels.get(k).unwrap_or_default().to_owned();
         let Ok(status) = label("status_code").parse::<u16>() else {
             continue;
         };
@@ -272,11 +273,13 @@ async fn processes_finding(
 ) -> Option<Finding> {
     let mut starts: Vec<Option<f64>> = vec![start_time(before), start_time(after)];
     let mut totals: Vec<f64> = vec![counter_total(before), counter_total(after)];
-    for scrape in ctx.fresh_scrapes(PROBE_SCRAPES).await {
-        if let Ok(parsed) = &scrape.parsed {
-            starts.push(start_time(parsed));
-            totals.push(counter_total(parsed));
-        }
+    let probes = ctx.fresh_scrapes(PROBE_SCRAPES, |scrape| {
+        let parsed = scrape.parsed.as_ref().ok()?;
+        Some((start_time(parsed), counter_total(parsed)))
+    });
+    for (start, total) in probes.await.into_iter().flatten() {
+        starts.push(start);
+        totals.push(total);
     }
     let distinct: BTreeSet<u64> = starts.iter().flatten().map(|s| s.to_bits()).collect();
     // A counter total that falls and rises again across consecutive scrapes: several processes.
@@ -461,36 +464,32 @@ pub async fn traces(ctx: &CheckContext) -> Outcome {
     let Some(run) = &ctx.run else {
         return Outcome::skip("no run report given", NO_RUN);
     };
-    let (Some(receiver), Some(spans)) = (&ctx.otlp, ctx.spans().await) else {
+    let Some(spans) = ctx.spans().await else {
         return Outcome::skip(
             "no OTLP receiver in this run",
             "use `obsctl verify`, which receives the spans itself",
         );
     };
     let expected = answered(run);
-    let prefix = run.trace_id_prefix.as_str();
-    let run_spans: Vec<_> = spans
-        .iter()
-        .filter(|s| s.trace_id.starts_with(prefix))
-        .collect();
-    let servers: BTreeSet<&str> = run_spans
-        .iter()
-        .filter(|s| s.kind == SpanKind::Server)
-        .map(|s| s.trace_id.as_str())
-        .collect();
-    let found = servers.len() as u64;
+    let Some(seen) = spans.with_run(RunSpans::of) else {
+        return Outcome::skip(
+            "obsctl's receiver did not follow the run's traces (its trace-id prefix is not a run id)",
+            "use `obsctl verify`, which sends the run and receives its spans",
+        );
+    };
+    let found = seen.with_server;
     if found >= expected {
         return Outcome::pass(format!(
             "{found} of {expected} answered requests have a SERVER span in their own trace"
         ));
     }
-    if spans.is_empty() {
+    if spans.span_count() == 0 && spans.dropped_spans() == 0 {
         return Outcome::skip(
             "not judged: no span arrived at all",
             "the traces-otlp check says why",
         );
     }
-    let dropped = receiver.dropped_spans();
+    let dropped = spans.dropped_spans();
     if dropped > 0 {
         return Outcome::error(
             format!(
@@ -500,25 +499,18 @@ pub async fn traces(ctx: &CheckContext) -> Outcome {
             "account over a shorter or slower run, so the receiver keeps every span",
         );
     }
-    let traces_with_spans: BTreeSet<&str> = run_spans.iter().map(|s| s.trace_id.as_str()).collect();
-    let kinds: BTreeSet<String> = run_spans
-        .iter()
-        .filter(|s| s.parent_span_id.is_some() && !servers.contains(s.trace_id.as_str()))
-        .filter(|s| s.kind != SpanKind::Server)
-        .map(|s| format!("{:?}", s.kind).to_uppercase())
-        .collect();
-    if found == 0 && !traces_with_spans.is_empty() {
+    if found == 0 && seen.traces > 0 {
         return Outcome::fail(
             format!(
                 "{} of the run's traces have spans, but none of kind SERVER (kinds seen: {})",
-                traces_with_spans.len(),
-                kinds.into_iter().collect::<Vec<_>>().join(", ")
+                seen.traces,
+                seen.kinds.into_iter().collect::<Vec<_>>().join(", ")
             ),
             "the request span must be of kind SERVER: start it with kind=SpanKind.SERVER (the \
              HTTP server instrumentation does); the trace context was continued correctly",
         );
     }
-    if found == 0 && !spans.is_empty() {
+    if found == 0 {
         return Outcome::fail(
             format!("spans arrived, but none in the traces obsctl started ({expected} expected)"),
             "continue the caller's trace: extract the W3C traceparent header (FastAPIInstrumentor \
@@ -533,6 +525,35 @@ pub async fn traces(ctx: &CheckContext) -> Outcome {
         "spans are lost: check otel_spans_dropped_total or the exporter's errors, and that the \
          batch processor is flushed at shutdown",
     )
+}
+
+/// What the run's traces hold, as accounting-traces counts it.
+#[derive(Debug, Default)]
+struct RunSpans {
+    /// Traces with at least one span.
+    traces: u64,
+    /// Traces with a SERVER span.
+    with_server: u64,
+    /// The kinds of the child spans of traces without a SERVER span.
+    kinds: BTreeSet<String>,
+}
+
+impl RunSpans {
+    fn of(run: &RunTraces<'_>) -> Self {
+        let mut seen = Self::default();
+        for trace in run.traces() {
+            seen.traces += 1;
+            if trace.spans.iter().any(|s| s.shape.kind == SpanKind::Server) {
+                seen.with_server += 1;
+                continue;
+            }
+            for span in trace.spans.iter().filter(|s| s.parent_span_id.is_some()) {
+                seen.kinds
+                    .insert(format!("{:?}", span.shape.kind).to_uppercase());
+            }
+        }
+        seen
+    }
 }
 
 /// Requests of the run that got a response (the others cannot be accounted for exactly).

@@ -14,11 +14,11 @@ use crate::sources::auth::Endpoint;
 use crate::sources::exposition::Exposition;
 use crate::sources::grafana::Grafana;
 use crate::sources::http::{HttpClient, SourceError};
-use crate::sources::logs::{LogBuffer, LogLine};
+use crate::sources::logs::{LogBuffer, LogLine, Seen};
 use crate::sources::loki::Loki;
 use crate::sources::otlp::OtlpReceiver;
 use crate::sources::prometheus::Prometheus;
-use crate::sources::span::{ReceivedSpan, SpanKind};
+use crate::sources::span_store::{SpanSnapshot, SpanStore};
 use crate::sources::target::{MetricsEndpoint, MetricsScrape};
 use crate::sources::tempo::Tempo;
 use crate::sources::window::TimeWindow;
@@ -104,7 +104,7 @@ pub struct CheckContext {
     /// The log lines as judged: one snapshot per evaluation, so every check counts the same.
     log_snapshot: OnceCell<Vec<LogLine>>,
     /// The spans as judged: one snapshot per evaluation.
-    span_snapshot: OnceCell<Vec<ReceivedSpan>>,
+    span_snapshot: OnceCell<SpanSnapshot>,
     /// Tempo's verdict, asked once and shared by the checks Tempo proves.
     pub tempo_verdict: OnceCell<crate::check::model::Outcome>,
 }
@@ -185,6 +185,8 @@ impl CheckContext {
                         })
                     });
                     if unobserved {
+                        // Not two bodies at once: the first is dropped before the second arrives.
+                        drop(first);
                         Self::scrape_once(endpoint).await
                     } else {
                         first
@@ -196,8 +198,13 @@ impl CheckContext {
 
     /// Fresh scrapes of the target's `/metrics` (not the shared one), each over a new
     /// connection, for checks that compare scrapes over time: behind one port, several worker
-    /// processes each get a turn. Scrapes that fail are left out.
-    pub async fn fresh_scrapes(&self, count: usize) -> Vec<MetricsScrape> {
+    /// processes each get a turn. Scrapes that fail are left out; each is reduced to what
+    /// `keep` takes from it as it arrives, so at most one body is held at a time.
+    pub async fn fresh_scrapes<T>(
+        &self,
+        count: usize,
+        keep: impl Fn(&MetricsScrape) -> T,
+    ) -> Vec<T> {
         let Some(endpoint) = self.metrics.as_ref() else {
             return Vec::new();
         };
@@ -207,7 +214,7 @@ impl CheckContext {
         let mut scrapes = Vec::with_capacity(count);
         for _ in 0..count {
             if let Ok(scrape) = Self::scrape_once(&endpoint).await {
-                scrapes.push(scrape);
+                scrapes.push(keep(&scrape));
             }
         }
         scrapes
@@ -245,49 +252,55 @@ impl CheckContext {
                         _ => requests.count() > 0,
                     }
                 };
-                input.buffer.wait_for_lines(settled, self.remaining()).await
+                // Past what the buffer keeps, the run's lines counted on arrival tell.
+                let counted = |seen: &Seen<'_>| {
+                    expected
+                        .zip(seen.run_request_lines)
+                        .is_some_and(|(expected, counted)| counted >= expected)
+                        || settled(seen.lines)
+                };
+                input.buffer.wait_until(counted, self.remaining()).await
             })
             .await;
         Some(lines)
     }
 
-    /// The spans every trace check judges: taken once, after waiting (until the deadline at
+    /// The spans every trace check judges: frozen once, after waiting (until the deadline at
     /// most) for a span in each of the run's traces, or for one SERVER span of the service when
     /// there is no run, and then for the export to go quiet. `None` without a receiver.
-    pub async fn spans(&self) -> Option<&[ReceivedSpan]> {
+    pub async fn spans(&self) -> Option<&SpanSnapshot> {
         let receiver = self.otlp.as_ref()?;
         let spans = self
             .span_snapshot
             .get_or_init(|| async {
                 let expected = self.run.as_ref().map(crate::check::accounting::answered);
-                let prefix = self.run.as_ref().map(|r| r.trace_id_prefix.clone());
+                // The receiver links the spans of the run's traces per trace (verify asked it
+                // before the run; a receiver that kept records catches up from them).
+                let followed = self
+                    .run
+                    .as_ref()
+                    .is_some_and(|r| receiver.follow_run(&r.trace_id_prefix));
                 let service = self.service.as_str();
-                let settled = |spans: &[ReceivedSpan]| match (expected, &prefix) {
-                    (Some(expected), Some(prefix)) => {
-                        let traces: std::collections::HashSet<&str> = spans
-                            .iter()
-                            .filter(|s| s.trace_id.starts_with(prefix.as_str()))
-                            .map(|s| s.trace_id.as_str())
-                            .collect();
-                        traces.len() as u64 >= expected
-                    }
-                    _ => spans.iter().any(|s| {
-                        s.kind == SpanKind::Server && s.service_name.as_deref() == Some(service)
-                    }),
+                let settled = |store: &SpanStore| match expected {
+                    Some(expected) if followed => store.run_trace_count() >= expected,
+                    _ => store.has_server_span_of(service),
                 };
                 receiver.wait_until(settled, self.remaining()).await;
                 // Children and late batches: wait until nothing new arrives for a moment.
                 loop {
-                    let before = receiver.span_count();
+                    let before = receiver.received_spans();
                     let quiet = QUIET.min(self.remaining());
                     if quiet.is_zero() {
                         break;
                     }
-                    if !receiver.wait_until(|s| s.len() > before, quiet).await {
+                    if !receiver
+                        .wait_until(|s| s.received_spans() > before, quiet)
+                        .await
+                    {
                         break;
                     }
                 }
-                receiver.spans()
+                receiver.snapshot()
             })
             .await;
         Some(spans)

@@ -3,14 +3,16 @@
 //! writes a child span's id, a fresh id, an id after the span ended (all zeros) or none at all
 //! breaks the jump from a log line to its trace.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use serde_json::Value;
 
 use super::context::CheckContext;
 use super::model::{Finding, Outcome};
+use super::spans::{DROPPED_HINT, dropped_notice};
 use crate::sources::logs::LogLine;
-use crate::sources::span::SpanKind;
+use crate::sources::span::{SpanId, SpanKind};
+use crate::sources::span_store::RunTraces;
 
 const HINT: &str = "log the trace_id and span_id of the request's SERVER span (the span current \
                     in the outermost middleware) as lowercase hex: 32 and 16 digits";
@@ -42,16 +44,6 @@ pub async fn logs_to_traces(ctx: &CheckContext) -> Outcome {
         return Outcome::judged(findings, "");
     };
     let prefix = run.trace_id_prefix.as_str();
-    let mut servers: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    for span in spans
-        .iter()
-        .filter(|s| s.kind == SpanKind::Server && s.trace_id.starts_with(prefix))
-    {
-        servers
-            .entry(span.trace_id.as_str())
-            .or_default()
-            .insert(span.span_id.as_str());
-    }
     let with_trace_id = requests
         .iter()
         .filter(|l| l.field("trace_id").is_some_and(|v| !v.is_null()))
@@ -70,31 +62,20 @@ pub async fn logs_to_traces(ctx: &CheckContext) -> Outcome {
         );
     }
     let mut findings = id_format_findings(&requests);
-    let mut matched = 0u64;
-    let mut wrong = Vec::new();
-    let mut ours = 0u64;
-    for line in &requests {
-        let Some(trace) = line.str_field("trace_id").filter(|t| t.starts_with(prefix)) else {
-            continue;
-        };
-        ours += 1;
-        let Some(ids) = servers.get(trace) else {
-            // No SERVER span received for this trace: accounting-traces reports that.
-            continue;
-        };
-        match line.str_field("span_id") {
-            Some(span) if ids.contains(span) => matched += 1,
-            Some(span) => wrong.push(format!(
-                "line {}: trace {trace} span_id {span}, its SERVER span is {}",
-                line.number,
-                ids.iter().copied().collect::<Vec<_>>().join(" or ")
-            )),
-            None => wrong.push(format!(
-                "line {}: trace {trace} without a span_id",
-                line.number
-            )),
-        }
-    }
+    let Some(Compared {
+        ours,
+        matched,
+        wrong,
+        uncompared,
+    }) = spans.with_run(|run| compare(&requests, prefix, run))
+    else {
+        return Outcome::skip(
+            "obsctl's receiver did not follow the run's traces (its trace-id prefix is not a run id)",
+            "use `obsctl verify`, which sends the run and receives its spans",
+        );
+    };
+    let wrong_count = wrong.count;
+    let wrong = wrong.examples;
     if ours == 0 {
         findings.push(Finding::new(
             format!(
@@ -105,32 +86,100 @@ pub async fn logs_to_traces(ctx: &CheckContext) -> Outcome {
             "continue the caller's W3C traceparent, and log the ids of that request's span",
         ));
     }
-    if !wrong.is_empty() {
+    if wrong_count > 0 {
         findings.push(
             Finding::new(
                 format!(
-                    "{} of {} request lines name a span other than their request's SERVER span",
-                    wrong.len(),
-                    wrong.len() as u64 + matched
+                    "{wrong_count} of {} request lines name a span other than their request's SERVER span",
+                    wrong_count + matched
                 ),
-                wrong.len() as u64,
+                wrong_count,
                 HINT,
             )
             .examples(wrong),
         );
     }
+    let dropped = spans.dropped_spans();
     if findings.is_empty() && matched == 0 {
+        if dropped > 0 {
+            return Outcome::error(
+                format!("no log line could be compared: {}", dropped_notice(dropped)),
+                DROPPED_HINT,
+            );
+        }
         return Outcome::error(
             "no SERVER span of the run's traces arrived, so no log line could be compared",
             "see the accounting-traces and traces-otlp checks",
         );
     }
-    Outcome::judged(
+    let outcome = Outcome::judged(
         findings,
         format!(
             "{matched} request lines carry the trace_id and span_id of their request's SERVER span"
         ),
-    )
+    );
+    // Those lines' SERVER spans may be among the spans obsctl dropped: they are not judged.
+    let outcome = if dropped > 0 && uncompared > 0 {
+        outcome.evidence(format!(
+            "{uncompared} request lines not compared: {}",
+            dropped_notice(dropped)
+        ))
+    } else {
+        outcome
+    };
+    match &ctx.logs {
+        Some(input) => super::logs::noting_drops(outcome, input, lines.len()),
+        None => outcome,
+    }
+}
+
+/// The run's request lines compared with the SERVER spans of their traces.
+#[derive(Debug, Default)]
+struct Compared {
+    /// Lines with a trace id of the run.
+    ours: u64,
+    /// Lines naming their request's SERVER span.
+    matched: u64,
+    /// Lines naming another span, or none.
+    wrong: super::spans::Tallied,
+    /// Lines whose trace has no SERVER span kept (accounting-traces reports those).
+    uncompared: u64,
+}
+
+fn compare(requests: &[&LogLine], prefix: &str, run: &RunTraces<'_>) -> Compared {
+    let mut compared = Compared::default();
+    for line in requests {
+        let Some(trace) = line.str_field("trace_id").filter(|t| t.starts_with(prefix)) else {
+            continue;
+        };
+        compared.ours += 1;
+        let ids: BTreeSet<SpanId> = run
+            .trace(trace)
+            .into_iter()
+            .flat_map(|t| t.spans)
+            .filter(|s| s.shape.kind == SpanKind::Server)
+            .map(|s| s.span_id)
+            .collect();
+        if ids.is_empty() {
+            compared.uncompared += 1;
+            continue;
+        }
+        match line.str_field("span_id") {
+            Some(span) if ids.iter().any(|id| id == span) => compared.matched += 1,
+            Some(span) => compared.wrong.add(1, || {
+                let ids: Vec<String> = ids.iter().map(SpanId::hex).collect();
+                format!(
+                    "line {}: trace {trace} span_id {span}, its SERVER span is {}",
+                    line.number,
+                    ids.join(" or ")
+                )
+            }),
+            None => compared.wrong.add(1, || {
+                format!("line {}: trace {trace} without a span_id", line.number)
+            }),
+        }
+    }
+    compared
 }
 
 /// Ids written in another shape than lowercase hex, or all zeros (no span was active).
@@ -143,7 +192,7 @@ fn id_format_findings(requests: &[&LogLine]) -> Vec<Finding> {
             let Some(value) = line.field(key).filter(|v| !v.is_null()) else {
                 continue;
             };
-            match id_problem(value, digits) {
+            match id_problem(&value, digits) {
                 Some(IdProblem::Malformed) => {
                     malformed.push(format!("line {}: {key} {value}", line.number));
                 }

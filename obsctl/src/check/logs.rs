@@ -14,7 +14,7 @@ use time::format_description::well_known::Rfc3339;
 
 use super::context::{CheckContext, LogInput};
 use super::model::{Finding, Outcome};
-use crate::sources::logs::LogLine;
+use crate::sources::logs::{ALIASES, LogLine};
 
 /// Keys every line carries.
 pub const LINE_KEYS: [&str; 4] = ["timestamp", "level", "service", "message"];
@@ -98,15 +98,15 @@ pub async fn json_lines(ctx: &CheckContext) -> Outcome {
     };
     let mut problems = Problems::default();
     for line in lines {
-        let Err(issue) = &line.parsed else { continue };
+        let Some(issue) = line.issue() else { continue };
         problems.add(
             "lines are not JSON objects",
             "format every log record as one JSON object per line (python-json-logger with a \
              format that names timestamp and level, pino, or a JSON formatter)",
-            format!("line {}: {} ({issue})", line.number, clip(&line.text)),
+            format!("line {}: {} ({issue})", line.number, clip(&line.text())),
         );
     }
-    for line in lines.iter().filter(|l| l.parsed.is_ok()) {
+    for line in lines.iter().filter(|l| l.is_object()) {
         for key in LINE_KEYS {
             match line.field(key) {
                 None | Some(Value::Null) => problems.add(
@@ -114,7 +114,7 @@ pub async fn json_lines(ctx: &CheckContext) -> Outcome {
                     "every line needs timestamp, level, service and message (python-json-logger \
                      prints only `message` unless its format names the others; add `service` as a \
                      static field)",
-                    format!("line {}: {}", line.number, clip(&line.text)),
+                    format!("line {}: {}", line.number, clip(&line.text())),
                 ),
                 Some(_) => {}
             }
@@ -122,7 +122,7 @@ pub async fn json_lines(ctx: &CheckContext) -> Outcome {
         if let Some(issue) = line
             .field("service")
             .filter(|s| !s.is_null())
-            .and_then(|s| wrong_service(s, &ctx.service))
+            .and_then(|s| wrong_service(&s, &ctx.service))
         {
             problems.add(
                 "lines of another service",
@@ -131,14 +131,15 @@ pub async fn json_lines(ctx: &CheckContext) -> Outcome {
             );
         }
     }
-    Outcome::judged(
+    let outcome = Outcome::judged(
         problems.findings(lines.len(), "lines"),
         format!(
             "{} JSON lines from {}, each with timestamp, level, service, message",
             lines.len(),
             input.origin
         ),
-    )
+    );
+    noting_drops(outcome, input, lines.len())
 }
 
 /// `logs-fields`: request lines carry the seven fields of the checklist with the right types.
@@ -154,7 +155,7 @@ pub async fn request_fields(ctx: &CheckContext) -> Outcome {
     let mut problems = Problems::default();
     for line in &requests {
         for key in REQUEST_KEYS {
-            let example = format!("line {}: {}", line.number, clip(&line.text));
+            let example = format!("line {}: {}", line.number, clip(&line.text()));
             match line.field(key) {
                 None | Some(Value::Null) => problems.add(
                     format!("request lines without `{key}`{}", near_miss(line, key)),
@@ -163,21 +164,22 @@ pub async fn request_fields(ctx: &CheckContext) -> Outcome {
                     example,
                 ),
                 Some(value) => {
-                    if let Some((kind, hint)) = type_problem(key, value, &ctx.service) {
+                    if let Some((kind, hint)) = type_problem(key, &value, &ctx.service) {
                         problems.add(kind, hint, example);
                     }
                 }
             }
         }
     }
-    Outcome::judged(
+    let outcome = Outcome::judged(
         problems.findings(requests.len(), "request lines"),
         format!(
             "{} request lines, each with {}",
             requests.len(),
             REQUEST_KEYS.join(", ")
         ),
-    )
+    );
+    noting_drops(outcome, input, lines.len())
 }
 
 /// `logs-level-by-status`: 5xx at ERROR, 4xx at WARNING, the rest at INFO.
@@ -217,18 +219,19 @@ pub async fn level_by_status(ctx: &CheckContext) -> Outcome {
             );
         }
     }
-    Outcome::judged(
+    let outcome = Outcome::judged(
         problems.findings(requests.len(), "request lines"),
         format!(
             "{} request lines, each at the level of its status",
             requests.len()
         ),
-    )
+    );
+    noting_drops(outcome, input, lines.len())
 }
 
 /// `logs-timestamp-format`: timestamps are RFC 3339 with a UTC offset.
 pub async fn timestamp_format(ctx: &CheckContext) -> Outcome {
-    let (_, lines) = match lines_or_outcome(ctx, false).await {
+    let (input, lines) = match lines_or_outcome(ctx, false).await {
         Ok(found) => found,
         Err(outcome) => return outcome,
     };
@@ -264,67 +267,29 @@ pub async fn timestamp_format(ctx: &CheckContext) -> Outcome {
             "see the logs-json-stdout check",
         );
     }
-    Outcome::judged(
+    let outcome = Outcome::judged(
         problems.findings(judged, "lines"),
         format!("{judged} timestamps, all RFC 3339 in UTC"),
-    )
+    );
+    noting_drops(outcome, input, lines.len())
 }
 
-/// Names other loggers give the contract's fields (pino, pino-http, structlog, python-json-logger
-/// defaults, OpenTelemetry's log attributes), so a missing field can be named with its cause.
-const ALIASES: &[(&str, &[&str])] = &[
-    (
-        "timestamp",
-        &["time", "@timestamp", "ts", "asctime", "datetime", "date"],
-    ),
-    (
-        "level",
-        &["levelname", "severity", "lvl", "log.level", "severity_text"],
-    ),
-    ("message", &["msg", "event", "@message", "body"]),
-    (
-        "service",
-        &["service.name", "service_name", "app", "application"],
-    ),
-    (
-        "endpoint",
-        &[
-            "path",
-            "url",
-            "route",
-            "http.target",
-            "url.path",
-            "uri",
-            "req",
-        ],
-    ),
-    (
-        "method",
-        &["http.method", "http.request.method", "verb", "req"],
-    ),
-    (
-        "status_code",
-        &[
-            "status",
-            "statusCode",
-            "http.status_code",
-            "http.response.status_code",
-            "res",
-        ],
-    ),
-    (
-        "duration_ms",
-        &[
-            "duration",
-            "latency",
-            "responseTime",
-            "response_time",
-            "elapsed",
-            "took",
-            "duration_s",
-        ],
-    ),
-];
+/// `outcome`, noting the older lines it could not judge: past what obsctl keeps of a log (a
+/// byte budget and a line cap), the log checks judge the newest lines only.
+pub(super) fn noting_drops(outcome: Outcome, input: &LogInput, judged: usize) -> Outcome {
+    let dropped = input.buffer.dropped_lines();
+    if dropped == 0 {
+        return outcome;
+    }
+    let limits = input.buffer.limits();
+    outcome.evidence(format!(
+        "judged on the newest {judged} lines of {}: {dropped} older ones went past what obsctl \
+         keeps of a log ({} MiB, {} lines)",
+        input.origin,
+        limits.max_bytes >> 20,
+        limits.max_lines
+    ))
+}
 
 /// " (the line has `time`: name it `timestamp`)" when the line carries another logger's name
 /// for `key`, else nothing.
@@ -453,11 +418,7 @@ fn no_request_lines(input: &LogInput, total: usize) -> Outcome {
 /// No lines at all: say where they might have gone, and what those lines would still lack.
 fn empty(input: &LogInput) -> Outcome {
     let stderr = input.stderr.as_ref().map(|stderr| stderr.lines());
-    let json: Vec<&LogLine> = stderr
-        .iter()
-        .flatten()
-        .filter(|l| l.parsed.is_ok())
-        .collect();
+    let json: Vec<&LogLine> = stderr.iter().flatten().filter(|l| l.is_object()).collect();
     let Some(first) = json.first() else {
         return Outcome::fail(
             format!("no log lines from {}", input.origin),
@@ -475,7 +436,7 @@ fn empty(input: &LogInput) -> Outcome {
     .evidence(format!(
         "stderr line {}: {}",
         first.number,
-        clip(&first.text)
+        clip(&first.text())
     ));
     let lacking: Vec<String> = LINE_KEYS
         .iter()

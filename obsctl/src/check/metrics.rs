@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use super::context::CheckContext;
 use super::model::{Finding, Outcome};
 use super::paths;
-use crate::sources::exposition::{HistogramSeries, Labels, MetricFamily, MetricType};
+use crate::sources::exposition::{Exposition, HistogramSeries, Labels, MetricFamily, MetricType};
 use crate::sources::target::MetricsScrape;
 
 /// The request counter of the contract.
@@ -32,7 +32,8 @@ pub async fn endpoint(ctx: &CheckContext) -> Outcome {
         scrape.evidence.status.unwrap_or(0),
         scrape.content_type.as_deref().unwrap_or("(none)")
     );
-    let body = String::from_utf8_lossy(&scrape.body);
+    // Only the start is shown or searched: a large body is not copied for it.
+    let body = String::from_utf8_lossy(head(scrape.body()));
     if looks_json_encoded(&body) {
         return Outcome::fail(
             "/metrics returned a JSON string, not Prometheus text",
@@ -77,7 +78,7 @@ pub async fn endpoint(ctx: &CheckContext) -> Outcome {
     Outcome::pass(format!(
         "{} samples in {} families",
         parsed.sample_count(),
-        parsed.families.len()
+        parsed.families().len()
     ))
     .evidence(evidence)
 }
@@ -97,7 +98,7 @@ pub async fn requests_counter(ctx: &CheckContext) -> Outcome {
             "declare it as a Counter (prometheus_client.Counter) so rate() and increase() apply",
         );
     }
-    if let Some(outcome) = label_mismatch(family) {
+    if let Some(outcome) = label_mismatch(&family) {
         return outcome;
     }
     let requests: f64 = family
@@ -155,7 +156,7 @@ pub async fn duration_histogram(ctx: &CheckContext) -> Outcome {
             );
         }
     }
-    if let Some(outcome) = label_mismatch(family) {
+    if let Some(outcome) = label_mismatch(&family) {
         return outcome;
     }
     let series = family.histogram_series();
@@ -284,24 +285,16 @@ fn sum_fits_buckets(series: &HistogramSeries, sum: f64) -> bool {
 }
 
 /// The first series exposed more than once (invalid exposition: Prometheus rejects the scrape).
-fn duplicate_series(parsed: &crate::sources::exposition::Exposition) -> Option<Finding> {
-    let mut seen = std::collections::HashSet::new();
-    let mut duplicates = 0u64;
-    let mut first = None;
-    for sample in parsed.families.iter().flat_map(|f| &f.samples) {
-        if !seen.insert((sample.name.as_str(), &sample.labels)) {
-            duplicates += 1;
-            first.get_or_insert_with(|| {
-                format!(
-                    "line {}: {}{}",
-                    sample.line,
-                    sample.name,
-                    show_labels(&sample.labels)
-                )
-            });
-        }
-    }
-    let first = first?;
+fn duplicate_series(parsed: &Exposition) -> Option<Finding> {
+    let found = parsed.duplicates()?;
+    let duplicates = found.count;
+    let first = format!(
+        "line {}: {}{} (already on line {})",
+        found.first.line,
+        found.first.name,
+        show_labels(&found.first.labels),
+        found.original_line
+    );
     Some(
         Finding::new(
             format!("/metrics exposes {duplicates} samples more than once (same name and labels)"),
@@ -326,7 +319,7 @@ pub async fn cardinality(ctx: &CheckContext) -> Outcome {
     let paths: BTreeSet<&str> = family
         .samples
         .iter()
-        .filter_map(|s| s.labels.get("path").map(String::as_str))
+        .filter_map(|s| s.labels.get("path"))
         .collect();
     let raw: Vec<&str> = paths
         .iter()
@@ -450,7 +443,7 @@ async fn usable_scrape_for(ctx: &CheckContext, first: bool) -> Result<&MetricsSc
 async fn contract_family<'a>(
     ctx: &'a CheckContext,
     name: &str,
-) -> Result<&'a MetricFamily, Outcome> {
+) -> Result<MetricFamily<'a>, Outcome> {
     let scrape = usable_scrape(ctx).await?;
     let Ok(parsed) = &scrape.parsed else {
         // The service answered, with something that is not metrics: its failure, not a source's.
@@ -465,9 +458,8 @@ async fn contract_family<'a>(
         .or_else(|| alt.and_then(|alt| parsed.family(alt)))
         .ok_or_else(|| {
             let similar: Vec<&str> = parsed
-                .families
-                .iter()
-                .map(|f| f.name.as_str())
+                .families()
+                .map(|f| f.name)
                 .filter(|f| f.contains("request"))
                 .take(5)
                 .collect();
@@ -485,13 +477,13 @@ async fn contract_family<'a>(
 
 /// The first series whose label names are not exactly the contract's: checked per series, so
 /// one incomplete series is not hidden by complete ones.
-fn label_mismatch(family: &MetricFamily) -> Option<Outcome> {
+fn label_mismatch(family: &MetricFamily<'_>) -> Option<Outcome> {
     let want: BTreeSet<String> = LABELS.iter().map(|l| (*l).to_owned()).collect();
     let series = family.series();
     let wrong = series
         .iter()
-        .find(|labels| labels.keys().cloned().collect::<BTreeSet<_>>() != want)?;
-    let have: BTreeSet<String> = wrong.keys().cloned().collect();
+        .find(|labels| labels.keys().map(str::to_owned).collect::<BTreeSet<_>>() != want)?;
+    let have: BTreeSet<String> = wrong.keys().map(str::to_owned).collect();
     let missing: Vec<&str> = want.difference(&have).map(String::as_str).collect();
     let extra: Vec<&str> = have.difference(&want).map(String::as_str).collect();
     let mut detail = format!(
@@ -507,7 +499,7 @@ fn label_mismatch(family: &MetricFamily) -> Option<Outcome> {
     }
     let bad = series
         .iter()
-        .filter(|labels| labels.keys().cloned().collect::<BTreeSet<_>>() != want)
+        .filter(|labels| labels.keys().map(str::to_owned).collect::<BTreeSet<_>>() != want)
         .count();
     Some(
         Outcome::fail(
@@ -533,6 +525,11 @@ fn looks_json_encoded(body: &str) -> bool {
     let trimmed = body.trim_start();
     trimmed.starts_with('"')
         && (trimmed.contains("# HELP") || trimmed.contains("# TYPE") || trimmed.contains("\\n"))
+}
+
+/// The first 64 KiB of a body: all that excerpts and the JSON-string test look at.
+fn head(body: &[u8]) -> &[u8] {
+    body.get(..64 * 1024).unwrap_or(body)
 }
 
 fn excerpt(body: &str) -> String {

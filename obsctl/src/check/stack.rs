@@ -5,6 +5,7 @@ use super::context::CheckContext;
 use super::model::Outcome;
 use super::spans::judge_spans;
 use crate::sources::loki::{Direction, LogQuery, Loki};
+use crate::sources::span::ShapeCounts;
 use crate::sources::tempo::TraceSearch;
 
 const NO_LOKI: &str =
@@ -148,7 +149,7 @@ async fn tempo_once(ctx: &CheckContext) -> Outcome {
     match tempo.trace(&pick.trace_id, Some(window)).await {
         Ok(trace) => {
             let outcome = judge_spans(
-                &trace.spans,
+                &ShapeCounts::from_spans(&trace.spans),
                 &ctx.service,
                 &format!("Tempo trace {}", pick.trace_id),
             );

@@ -4,10 +4,10 @@
 use std::collections::BTreeSet;
 
 use super::context::CheckContext;
-use super::model::{Finding, Outcome};
+use super::model::{Finding, MAX_EXAMPLES, Outcome};
 use super::paths;
 use super::spans::judge_spans;
-use crate::sources::span::{ReceivedSpan, SpanKind};
+use crate::sources::span::SpanShape;
 
 /// `traces-otlp`: spans of the service arrive over OTLP/gRPC: at obsctl's receiver, or, without
 /// one, in Tempo (which received them on its OTLP port; the same verdict as `traces-tempo`).
@@ -23,14 +23,10 @@ pub async fn exported(ctx: &CheckContext) -> Outcome {
     };
     let endpoint = receiver.endpoint();
     judge_spans(
-        spans,
+        spans.shapes(),
         &ctx.service,
         &format!("the OTLP receiver at {endpoint}"),
     )
-}
-
-fn is_service_server_span(span: &ReceivedSpan, service: &str) -> bool {
-    span.kind == SpanKind::Server && span.service_name.as_deref() == Some(service)
 }
 
 /// `traces-server-spans`: every SERVER span of the service is named `{METHOD} {route}` (never
@@ -46,44 +42,53 @@ pub async fn server_span_shape(ctx: &CheckContext) -> Outcome {
         );
     };
     let service = ctx.service.as_str();
-    let servers: Vec<&ReceivedSpan> = spans
+    let servers: Vec<(&SpanShape, u64)> = spans
+        .shapes()
         .iter()
-        .filter(|s| is_service_server_span(s, service))
+        .filter(|(s, _)| s.is_server_of(service))
         .collect();
+    let server_count: u64 = servers.iter().map(|(_, n)| n).sum();
     if servers.is_empty() {
         return Outcome::skip(
             format!("no SERVER span of \"{service}\" to look at"),
             "see the traces-otlp check",
         );
     }
-    let mut by_kind: Vec<(&'static str, &'static str, Vec<String>)> = Vec::new();
-    for span in &servers {
-        if let Some((kind, hint, example)) = server_span_problem(span) {
-            match by_kind.iter_mut().find(|(k, _, _)| *k == kind) {
-                Some((_, _, examples)) => examples.push(example),
-                None => by_kind.push((kind, hint, vec![example])),
+    // Per kind of problem: the spans that have it, and the first distinct examples in order.
+    let mut by_kind: Vec<(&'static str, &'static str, u64, BTreeSet<String>)> = Vec::new();
+    for (shape, count) in &servers {
+        if let Some((kind, hint, example)) = server_span_problem(shape) {
+            let entry = match by_kind.iter().position(|(k, _, _, _)| *k == kind) {
+                Some(i) => &mut by_kind[i],
+                None => {
+                    by_kind.push((kind, hint, 0, BTreeSet::new()));
+                    let last = by_kind.len() - 1;
+                    &mut by_kind[last]
+                }
+            };
+            entry.2 += count;
+            entry.3.insert(example);
+            if entry.3.len() > MAX_EXAMPLES {
+                entry.3.pop_last();
             }
         }
     }
     let findings = by_kind
         .into_iter()
-        .map(|(kind, hint, examples)| {
-            let count = examples.len() as u64;
-            let distinct: BTreeSet<String> = examples.into_iter().collect();
+        .map(|(kind, hint, count, distinct)| {
             Finding::new(
-                format!("{kind} ({count} of {} SERVER spans)", servers.len()),
+                format!("{kind} ({count} of {server_count} SERVER spans)"),
                 count,
                 hint,
             )
             .examples(distinct)
         })
         .collect();
-    let names: BTreeSet<&str> = servers.iter().map(|s| s.name.as_str()).collect();
+    let names: BTreeSet<&str> = servers.iter().map(|(s, _)| &*s.name).collect();
     Outcome::judged(
         findings,
         format!(
-            "{} SERVER spans, {} distinct names, each with method and status",
-            servers.len(),
+            "{server_count} SERVER spans, {} distinct names, each with method and status",
             names.len()
         ),
     )
@@ -97,20 +102,18 @@ const NAME_HINT: &str = "name SERVER spans `{METHOD} {route}` with the route tem
 const ATTR_HINT: &str = "set http.request.method and http.response.status_code on the SERVER span (the HTTP server instrumentation does)";
 const STATUS_HINT: &str = "set the SERVER span's status to Error on 5xx answers, and leave it unset on 4xx ones: those are the client's errors, and marking them inflates error rates computed from traces";
 
-/// What is wrong with one SERVER span, if anything: its kind of problem, the fix, an example.
-fn server_span_problem(span: &ReceivedSpan) -> Option<(&'static str, &'static str, String)> {
-    let name = &span.name;
-    let method = ["http.request.method", "http.method"]
-        .iter()
-        .find_map(|k| span.attr(k)?.as_str());
-    let Some(method) = method else {
+/// What is wrong with SERVER spans of one shape, if anything: its kind of problem, the fix, an
+/// example.
+fn server_span_problem(span: &SpanShape) -> Option<(&'static str, &'static str, String)> {
+    let name = &*span.name;
+    let Some(method) = span.http.method.as_deref() else {
         return Some((
             "spans without http.request.method",
             ATTR_HINT,
             format!("{name:?}"),
         ));
     };
-    let Some(status) = response_status(span) else {
+    let Some(status) = span.http.status_code else {
         return Some((
             "spans without http.response.status_code",
             ATTR_HINT,
@@ -118,7 +121,7 @@ fn server_span_problem(span: &ReceivedSpan) -> Option<(&'static str, &'static st
         ));
     };
     let target = name.strip_prefix(method).map(str::trim_start);
-    match (target, span.attr("http.route").and_then(|r| r.as_str())) {
+    match (target, span.http.route.as_deref()) {
         (None, _) => {
             return Some((
                 "span names that do not start with the method",
@@ -142,14 +145,14 @@ fn server_span_problem(span: &ReceivedSpan) -> Option<(&'static str, &'static st
         }
         _ => {}
     }
-    if status >= 500 && !span.status.is_error() {
+    if status >= 500 && !span.error {
         return Some((
             "5xx answers without status Error",
             STATUS_HINT,
             format!("{name:?} answered {status}"),
         ));
     }
-    if (400..500).contains(&status) && span.status.is_error() {
+    if (400..500).contains(&status) && span.error {
         return Some((
             "4xx answers marked Error",
             STATUS_HINT,
@@ -157,11 +160,4 @@ fn server_span_problem(span: &ReceivedSpan) -> Option<(&'static str, &'static st
         ));
     }
     None
-}
-
-/// The response status a SERVER span records, under the stable or the older attribute name.
-fn response_status(span: &ReceivedSpan) -> Option<i64> {
-    ["http.response.status_code", "http.status_code"]
-        .iter()
-        .find_map(|k| span.attr(k)?.as_i64())
 }

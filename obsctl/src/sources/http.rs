@@ -91,8 +91,11 @@ pub enum SourceError {
         /// The parser's complaint.
         detail: String,
     },
-    /// The body exceeds the read limit.
-    #[error("{url} returned a body larger than {limit} bytes")]
+    /// The body exceeds the read limit (reading stopped there, before allocating more).
+    #[error(
+        "{url} returned a body larger than {limit} bytes, the most obsctl reads from one answer: \
+         reading stopped there"
+    )]
     TooLarge {
         /// The URL asked.
         url: String,
@@ -202,13 +205,19 @@ impl HttpResponse {
         String::from_utf8_lossy(&self.body)
     }
 
+    /// The first `bytes` bytes of the body as text (invalid UTF-8 replaced).
+    fn head(&self, bytes: usize) -> Cow<'_, str> {
+        String::from_utf8_lossy(self.body.get(..bytes).unwrap_or(&self.body))
+    }
+
     /// The evidence of this exchange.
     pub fn evidence(&self) -> Evidence {
         Evidence {
             url: self.url.clone(),
             status: Some(self.status),
             content_type: self.content_type.clone(),
-            body_excerpt: excerpt(&self.text(), EXCERPT_CHARS),
+            // The first characters need only the first bytes: a large body is not copied.
+            body_excerpt: excerpt(&self.head(4 * (EXCERPT_CHARS + 1)), EXCERPT_CHARS),
             elapsed_ms: u64::try_from(self.elapsed.as_millis()).unwrap_or(u64::MAX),
         }
     }
@@ -219,7 +228,7 @@ impl HttpResponse {
             .content_type
             .as_deref()
             .is_some_and(|ct| ct.to_ascii_lowercase().contains("text/html"));
-        let head: String = self.text().trim_start().chars().take(15).collect();
+        let head: String = self.head(4096).trim_start().chars().take(15).collect();
         let head = head.to_ascii_lowercase();
         html_type || head.starts_with("<!doctype html") || head.starts_with("<html")
     }
@@ -466,7 +475,9 @@ impl HttpClient {
         {
             return Err(too_large());
         }
-        let mut body = Vec::new();
+        // A declared length (within the limit) is allocated once; others grow up to the limit.
+        let declared = response.content_length().unwrap_or(0) as usize;
+        let mut body = Vec::with_capacity(declared.min(limit));
         while let Some(chunk) = response.chunk().await.map_err(|e| self.classify(e, url))? {
             if body.len() + chunk.len() > limit {
                 return Err(too_large());

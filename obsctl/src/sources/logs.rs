@@ -1,20 +1,37 @@
 //! Backend log lines from a file, stdin, or the captured stdout (or stderr) of a spawned process.
 //! Each line keeps its 1-based number and is parsed as a JSON object, or records why it is not
-//! one, so a check can point at the exact line. Memory is bounded: the buffer keeps the newest
-//! lines up to a cap (counting what it dropped) and truncates overlong lines.
+//! one, so a check can point at the exact line.
+//!
+//! Memory is bounded by bytes, whatever the input's length: a line is truncated before it is
+//! stored, stored compactly ([`line`]: only what the checks read), and the buffer keeps the
+//! newest lines within a byte budget (and a line cap), counting what it dropped. What a check
+//! needs of the dropped lines is aggregated as they arrive: the request lines of a load run,
+//! per method, path and status ([`LogBuffer::run_request_lines`]).
+
+mod line;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use serde_json::{Map, Value};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-/// Lines kept by default.
+pub use line::{
+    ALIASES, EXCERPT_CHARS, FIELDS, LineIssue, LogLine, MAX_VALUE_BYTES, RequestKey, excerpt,
+};
+
+/// Lines kept by default (the byte budget usually binds first).
 pub const DEFAULT_MAX_LINES: usize = 200_000;
+
+/// Bytes the kept lines of one buffer may hold by default ([`LogLine::stored_bytes`]): about
+/// 56,000 request lines of the reference backend (28 s of `obsctl verify --rps 2000`). Past
+/// that, a longer run costs no more memory: the checks judge the newest lines, and accounting
+/// uses the run's lines counted on arrival. (64 MiB would keep a 60 s run whole, and cost 30 MB
+/// more at its end.)
+pub const DEFAULT_MAX_BYTES: usize = 16 * 1024 * 1024;
 
 /// Bytes kept of one line by default; the rest of an overlong line is discarded.
 pub const DEFAULT_MAX_LINE_BYTES: usize = 64 * 1024;
@@ -42,146 +59,19 @@ pub enum LogError {
     },
 }
 
-/// Why a line is not a JSON object.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LineIssue {
-    /// The line is empty or whitespace.
-    Empty,
-    /// The line is not JSON at all.
-    NotJson {
-        /// The JSON parser's complaint.
-        error: String,
-    },
-    /// The line is JSON, but not an object.
-    NotAnObject {
-        /// What it is instead: `string`, `number`, `array`, `bool`, `null`.
-        found: &'static str,
-    },
-    /// The line exceeded the per-line limit and was truncated before parsing.
-    TooLong {
-        /// The limit in bytes.
-        limit: usize,
-    },
-}
-
-impl std::fmt::Display for LineIssue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Empty => write!(f, "empty line"),
-            Self::NotJson { error } => write!(f, "not JSON: {error}"),
-            Self::NotAnObject { found } => write!(f, "JSON {found}, not an object"),
-            Self::TooLong { limit } => write!(f, "longer than {limit} bytes"),
-        }
-    }
-}
-
-/// One log line.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LogLine {
-    /// 1-based line number in its source.
-    pub number: u64,
-    /// The line's text (lossy UTF-8, without the line ending).
-    pub text: String,
-    /// The line as a JSON object, or why it is not one.
-    pub parsed: Result<Map<String, Value>, LineIssue>,
-}
-
-impl LogLine {
-    /// Parse `text` as line `number`.
-    pub fn parse(number: u64, text: String) -> Self {
-        let parsed = parse_object(&text);
-        Self {
-            number,
-            text,
-            parsed,
-        }
-    }
-
-    /// The JSON field `key`, when the line is an object that has it.
-    pub fn field(&self, key: &str) -> Option<&Value> {
-        self.parsed.as_ref().ok()?.get(key)
-    }
-
-    /// The JSON field `key` as a string.
-    pub fn str_field(&self, key: &str) -> Option<&str> {
-        self.field(key)?.as_str()
-    }
-
-    /// Whether the line describes a request: its request fields hold request values
-    /// (`status_code` a status, as a number or a numeric string, or `endpoint` a path together
-    /// with a `method`). `null`s, which a formatter prints for the fields other lines lack, are
-    /// not a request.
-    pub fn is_request_line(&self) -> bool {
-        let endpoint = self
-            .str_field("endpoint")
-            .is_some_and(|e| e.starts_with('/'));
-        let method = self.str_field("method").is_some_and(|m| !m.is_empty());
-        self.status_code().is_some() || (endpoint && method)
-    }
-
-    /// The `status_code` field as a status, whether written as a number (as the contract says)
-    /// or as a numeric string (`"200"`, a type error the checks report).
-    pub fn status_code(&self) -> Option<u16> {
-        let status = match self.field("status_code")? {
-            Value::Number(n) => n.as_u64()?,
-            Value::String(s) => s.trim().parse().ok()?,
-            _ => return None,
-        };
-        u16::try_from(status)
-            .ok()
-            .filter(|s| (100..600).contains(s))
-    }
-
-    /// `(method, endpoint, status_code)` of a request line, when the line has all three (a
-    /// status written as a string counts: its type is a finding, the request still happened).
-    pub fn request_key(&self) -> Option<RequestKey> {
-        Some((
-            self.str_field("method")?.to_owned(),
-            self.str_field("endpoint")?.to_owned(),
-            self.status_code()?,
-        ))
-    }
-}
-
-/// What a request line names: method, raw path (`endpoint`) and status code.
-pub type RequestKey = (String, String, u16);
-
-fn parse_object(text: &str) -> Result<Map<String, Value>, LineIssue> {
-    if text.trim().is_empty() {
-        return Err(LineIssue::Empty);
-    }
-    match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(other) => Err(LineIssue::NotAnObject {
-            found: json_kind(&other),
-        }),
-        Err(e) => Err(LineIssue::NotJson {
-            error: e.to_string(),
-        }),
-    }
-}
-
-fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
-}
-
-/// Limits of a [`LogBuffer`].
+/// Limits of a [`LogBuffer`]: what bounds its memory, however long the input.
 #[derive(Debug, Clone)]
 pub struct LogLimits {
     /// Lines kept; older lines are dropped (and counted) beyond this.
     pub max_lines: usize,
-    /// Bytes kept of one line.
+    /// Bytes the kept lines may hold ([`LogLine::stored_bytes`]); older lines are dropped (and
+    /// counted) beyond this.
+    pub max_bytes: usize,
+    /// Bytes kept of one line, before it is parsed; the rest of a longer line is discarded.
     pub max_line_bytes: usize,
     /// The trace-id prefix of a load run whose request lines are counted as they arrive, so
-    /// that they can be accounted for however many lines the cap drops
-    /// ([`LogBuffer::run_request_lines`]).
+    /// that they can be accounted for however many lines the limits drop
+    /// ([`LogBuffer::run_request_lines`]; [`LogBuffer::count_run`] sets it later).
     pub count_run: Option<String>,
 }
 
@@ -189,6 +79,7 @@ impl Default for LogLimits {
     fn default() -> Self {
         Self {
             max_lines: DEFAULT_MAX_LINES,
+            max_bytes: DEFAULT_MAX_BYTES,
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
             count_run: None,
         }
@@ -198,15 +89,62 @@ impl Default for LogLimits {
 #[derive(Debug, Default)]
 struct Inner {
     lines: VecDeque<LogLine>,
+    /// What `lines` hold, by [`LogLine::stored_bytes`].
+    bytes: usize,
     total: u64,
     dropped: u64,
+    /// The trace-id prefix of the run whose request lines are counted on arrival.
+    count_run: Option<String>,
     /// Request lines of the `count_run` run, per key, kept or dropped.
     run_requests: BTreeMap<RequestKey, u64>,
-    /// Whether any line carried a `trace_id`: without them no line can be tied to a run.
+    /// The sum of `run_requests`.
+    run_total: u64,
+    /// Whether any line carried a `trace_id` since `count_run` was set: without them no line
+    /// can be tied to a run.
     saw_trace_ids: bool,
     /// Set when the reader reached the end (or failed).
     finished: bool,
     error: Option<String>,
+}
+
+impl Inner {
+    /// Counts `line` if it is a request line of the counted run.
+    fn count(&mut self, line: &LogLine) {
+        let Some(prefix) = &self.count_run else {
+            return;
+        };
+        let Some(trace_id) = line.str_field("trace_id") else {
+            return;
+        };
+        self.saw_trace_ids = true;
+        if trace_id.starts_with(prefix.as_str())
+            && let Some(key) = line.request_key()
+        {
+            *self.run_requests.entry(key).or_default() += 1;
+            self.run_total += 1;
+        }
+    }
+
+    /// Drops the oldest lines until the rest fit `limits`.
+    fn shed(&mut self, limits: &LogLimits) {
+        while self.bytes > limits.max_bytes || self.lines.len() > limits.max_lines {
+            let Some(oldest) = self.lines.pop_front() else {
+                break;
+            };
+            self.bytes -= oldest.stored_bytes();
+            self.dropped += 1;
+        }
+    }
+}
+
+/// What a wait sees of a buffer, at one moment.
+#[derive(Debug)]
+pub struct Seen<'a> {
+    /// The kept lines, oldest first.
+    pub lines: &'a [LogLine],
+    /// The counted run's request lines so far, kept or dropped ([`LogLimits::count_run`]);
+    /// `None` when no run is counted or no line carried a trace id.
+    pub run_request_lines: Option<u64>,
 }
 
 /// A shared, bounded buffer of log lines, fed by a reader task and read by checks.
@@ -228,10 +166,33 @@ impl Default for LogBuffer {
 impl LogBuffer {
     /// An empty buffer with `limits`.
     pub fn new(limits: LogLimits) -> Self {
+        let inner = Inner {
+            count_run: limits.count_run.clone(),
+            ..Inner::default()
+        };
         Self {
-            inner: Arc::default(),
+            inner: Arc::new(Mutex::new(inner)),
             changed: Arc::default(),
             limits,
+        }
+    }
+
+    /// The limits the buffer was made with.
+    pub fn limits(&self) -> &LogLimits {
+        &self.limits
+    }
+
+    /// Counts the request lines of the run whose trace ids start with `prefix` from now on
+    /// ([`LogBuffer::run_request_lines`]): call it before the run sends its first request.
+    /// `obsctl verify` learns the prefix only after the service it captures has started.
+    pub fn count_run(&self, prefix: impl Into<String>) {
+        let prefix = prefix.into();
+        let mut inner = self.lock();
+        if inner.count_run.as_deref() != Some(prefix.as_str()) {
+            inner.count_run = Some(prefix);
+            inner.run_requests.clear();
+            inner.run_total = 0;
+            inner.saw_trace_ids = false;
         }
     }
 
@@ -240,9 +201,20 @@ impl LogBuffer {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Append a line (numbered after the previous one), dropping the oldest beyond the cap.
-    pub fn push(&self, text: String) {
-        self.push_parsed(|number| LogLine::parse(number, text));
+    /// Append a line (numbered after the previous one), dropping the oldest beyond the limits.
+    /// The line is truncated to [`LogLimits::max_line_bytes`] first.
+    pub fn push(&self, text: impl AsRef<str>) {
+        let text = text.as_ref();
+        let limit = self.limits.max_line_bytes;
+        if text.len() > limit {
+            let mut end = limit;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            self.push_parsed(|number| LogLine::too_long(number, &text[..end], limit));
+        } else {
+            self.push_parsed(|number| LogLine::parse(number, text));
+        }
     }
 
     fn push_parsed(&self, make: impl FnOnce(u64) -> LogLine) {
@@ -250,26 +222,15 @@ impl LogBuffer {
             let mut inner = self.lock();
             inner.total += 1;
             let line = make(inner.total);
-            if let Some(prefix) = &self.limits.count_run
-                && let Some(trace_id) = line.str_field("trace_id")
-            {
-                inner.saw_trace_ids = true;
-                if trace_id.starts_with(prefix.as_str())
-                    && let Some(key) = line.request_key()
-                {
-                    *inner.run_requests.entry(key).or_default() += 1;
-                }
-            }
+            inner.count(&line);
+            inner.bytes += line.stored_bytes();
             inner.lines.push_back(line);
-            while inner.lines.len() > self.limits.max_lines {
-                inner.lines.pop_front();
-                inner.dropped += 1;
-            }
+            inner.shed(&self.limits);
         }
         self.changed.notify_waiters();
     }
 
-    /// The lines kept, oldest first.
+    /// The lines kept, oldest first (shared with the buffer, not copied).
     pub fn lines(&self) -> Vec<LogLine> {
         self.lock().lines.iter().cloned().collect()
     }
@@ -279,18 +240,22 @@ impl LogBuffer {
         self.lock().total
     }
 
-    /// The request lines of the run whose trace ids start with `prefix`, counted as they
-    /// arrived (kept or dropped since): `None` unless the buffer was told to count that run
-    /// ([`LogLimits::count_run`]) and saw lines with trace ids.
-    pub fn run_request_lines(&self, prefix: &str) -> Option<BTreeMap<RequestKey, u64>> {
-        if self.limits.count_run.as_deref() != Some(prefix) {
-            return None;
-        }
-        let inner = self.lock();
-        inner.saw_trace_ids.then(|| inner.run_requests.clone())
+    /// The bytes the kept lines hold ([`LogLine::stored_bytes`]): at most
+    /// [`LogLimits::max_bytes`].
+    pub fn stored_bytes(&self) -> usize {
+        self.lock().bytes
     }
 
-    /// Lines dropped because the cap was reached.
+    /// The request lines of the run whose trace ids start with `prefix`, counted as they
+    /// arrived (kept or dropped since): `None` unless the buffer was told to count that run
+    /// ([`LogLimits::count_run`], [`LogBuffer::count_run`]) and saw lines with trace ids.
+    pub fn run_request_lines(&self, prefix: &str) -> Option<BTreeMap<RequestKey, u64>> {
+        let inner = self.lock();
+        (inner.count_run.as_deref() == Some(prefix) && inner.saw_trace_ids)
+            .then(|| inner.run_requests.clone())
+    }
+
+    /// Lines dropped because the limits were reached.
     pub fn dropped_lines(&self) -> u64 {
         self.lock().dropped
     }
@@ -321,6 +286,17 @@ impl LogBuffer {
         pred: impl Fn(&[LogLine]) -> bool,
         timeout: Duration,
     ) -> Vec<LogLine> {
+        self.wait_until(|seen| pred(seen.lines), timeout).await
+    }
+
+    /// Wait until `pred` holds for what the buffer has seen (the kept lines and the counted
+    /// run's lines), the input ends, or `timeout` passes; return the lines kept at that moment
+    /// (shared with the buffer, not copied).
+    pub async fn wait_until(
+        &self,
+        pred: impl Fn(&Seen<'_>) -> bool,
+        timeout: Duration,
+    ) -> Vec<LogLine> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let notified = self.changed.notified();
@@ -329,9 +305,14 @@ impl LogBuffer {
             {
                 let mut inner = self.lock();
                 let finished = inner.finished;
-                let slice = inner.lines.make_contiguous();
-                if pred(slice) || finished {
-                    return slice.to_vec();
+                let run_request_lines = inner.saw_trace_ids.then_some(inner.run_total);
+                let lines = inner.lines.make_contiguous();
+                let seen = Seen {
+                    lines,
+                    run_request_lines,
+                };
+                if pred(&seen) || finished {
+                    return lines.to_vec();
                 }
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
@@ -389,15 +370,11 @@ fn push_raw(buffer: &LogBuffer, raw: &[u8], truncated: bool, limit: usize) {
     while end > 0 && (raw[end - 1] == b'\n' || raw[end - 1] == b'\r') {
         end -= 1;
     }
-    let text = String::from_utf8_lossy(&raw[..end]).into_owned();
+    let text = String::from_utf8_lossy(&raw[..end]);
     if truncated {
-        buffer.push_parsed(|number| LogLine {
-            number,
-            text,
-            parsed: Err(LineIssue::TooLong { limit }),
-        });
+        buffer.push_parsed(|number| LogLine::too_long(number, &text, limit));
     } else {
-        buffer.push(text);
+        buffer.push_parsed(|number| LogLine::parse(number, &text));
     }
 }
 

@@ -3,35 +3,37 @@
 //! OTLP/JSON spec), 64-bit numbers as strings or numbers, enums as names or numbers, and the
 //! old `instrumentationLibrarySpans` key next to `scopeSpans`.
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use serde_json::Value;
 
 use super::span::{
-    AttrValue, ReceivedSpan, SpanKind, SpanStatus, parent_id, service_name_of, to_hex,
+    AttrValue, Attributes, Id, ReceivedSpan, Resource, SpanId, SpanKind, SpanStatus, TraceId,
 };
 
 /// Flatten a list of OTLP/JSON `ResourceSpans` objects into spans.
 pub fn spans_from_resource_spans(resource_spans: &[Value]) -> Result<Vec<ReceivedSpan>, String> {
     let mut out = Vec::new();
     for rs in resource_spans {
-        let resource = attributes(rs.get("resource").and_then(|r| r.get("attributes")));
-        let service_name = service_name_of(&resource);
+        let resource = Arc::new(Resource::new(attributes(
+            rs.get("resource").and_then(|r| r.get("attributes")),
+        )));
         let scopes = rs
             .get("scopeSpans")
             .or_else(|| rs.get("instrumentationLibrarySpans"))
             .and_then(Value::as_array);
         for scope in scopes.into_iter().flatten() {
-            let scope_name = scope
+            let scope_name: Arc<str> = scope
                 .get("scope")
                 .or_else(|| scope.get("instrumentationLibrary"))
                 .and_then(|s| s.get("name"))
                 .and_then(Value::as_str)
-                .unwrap_or_default();
+                .unwrap_or_default()
+                .into();
             let spans = scope.get("spans").and_then(Value::as_array);
             for span in spans.into_iter().flatten() {
-                out.push(span_from_json(span, &resource, &service_name, scope_name)?);
+                out.push(span_from_json(span, &resource, &scope_name)?);
             }
         }
     }
@@ -40,30 +42,29 @@ pub fn spans_from_resource_spans(resource_spans: &[Value]) -> Result<Vec<Receive
 
 fn span_from_json(
     span: &Value,
-    resource: &BTreeMap<String, AttrValue>,
-    service_name: &Option<String>,
-    scope_name: &str,
+    resource: &Arc<Resource>,
+    scope_name: &Arc<str>,
 ) -> Result<ReceivedSpan, String> {
     let text = |key: &str| span.get(key).and_then(Value::as_str).unwrap_or_default();
-    let trace_id = id_to_hex(text("traceId"), 16).ok_or_else(|| bad_id("traceId", span))?;
-    let span_id = id_to_hex(text("spanId"), 8).ok_or_else(|| bad_id("spanId", span))?;
-    let parent = match text("parentSpanId") {
+    let trace_id: TraceId = id_of(text("traceId")).ok_or_else(|| bad_id("traceId", span))?;
+    let span_id: SpanId = id_of(text("spanId")).ok_or_else(|| bad_id("spanId", span))?;
+    let parent_span_id = match text("parentSpanId") {
         "" => None,
-        raw => parent_id(&id_to_hex(raw, 8).ok_or_else(|| bad_id("parentSpanId", span))?),
+        raw => Some(id_of::<8>(raw).ok_or_else(|| bad_id("parentSpanId", span))?)
+            .filter(|id| !id.is_zero()),
     };
     Ok(ReceivedSpan {
         trace_id,
         span_id,
-        parent_span_id: parent,
-        name: text("name").to_owned(),
+        parent_span_id,
+        name: text("name").into(),
         kind: kind(span.get("kind")),
-        service_name: service_name.clone(),
-        resource: resource.clone(),
-        attributes: attributes(span.get("attributes")),
         status: status(span.get("status")),
+        resource: Arc::clone(resource),
+        scope_name: Arc::clone(scope_name),
+        attributes: attributes(span.get("attributes")),
         start_unix_nanos: u64_of(span.get("startTimeUnixNano")).unwrap_or_default(),
         end_unix_nanos: u64_of(span.get("endTimeUnixNano")).unwrap_or_default(),
-        scope_name: scope_name.to_owned(),
     })
 }
 
@@ -72,13 +73,23 @@ fn bad_id(field: &str, span: &Value) -> String {
     format!("span {field} {value} is neither hex nor base64 of the right length")
 }
 
-/// An id as lowercase hex: accepted as hex of exactly `bytes` bytes, or as base64 of them.
-pub fn id_to_hex(raw: &str, bytes: usize) -> Option<String> {
-    if raw.len() == bytes * 2 && raw.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Some(raw.to_ascii_lowercase());
+/// An id of `N` bytes, sent as hex of exactly `N` bytes or as base64 of them.
+fn id_of<const N: usize>(raw: &str) -> Option<Id<N>> {
+    if let Some(id) = Id::from_hex(raw) {
+        return Some(id);
     }
     let decoded = base64::engine::general_purpose::STANDARD.decode(raw).ok()?;
-    (decoded.len() == bytes).then(|| to_hex(&decoded))
+    Id::from_bytes(&decoded)
+}
+
+/// An id as lowercase hex: accepted as hex of exactly `bytes` bytes (8 or 16), or as base64 of
+/// them.
+pub fn id_to_hex(raw: &str, bytes: usize) -> Option<String> {
+    match bytes {
+        8 => id_of::<8>(raw).map(|id| id.hex()),
+        16 => id_of::<16>(raw).map(|id| id.hex()),
+        _ => None,
+    }
 }
 
 fn kind(value: Option<&Value>) -> SpanKind {
@@ -120,14 +131,14 @@ fn u64_of(value: Option<&Value>) -> Option<u64> {
     }
 }
 
-/// OTLP/JSON `[{"key": .., "value": {"stringValue": ..}}]` into a map.
-fn attributes(value: Option<&Value>) -> BTreeMap<String, AttrValue> {
+/// OTLP/JSON `[{"key": .., "value": {"stringValue": ..}}]` into attributes.
+fn attributes(value: Option<&Value>) -> Attributes {
     value
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
         .filter_map(|kv| {
-            let key = kv.get("key")?.as_str()?.to_owned();
+            let key: Arc<str> = kv.get("key")?.as_str()?.into();
             Some((key, any_value(kv.get("value"))))
         })
         .collect()

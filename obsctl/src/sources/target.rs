@@ -65,11 +65,16 @@ impl MetricsEndpoint {
             .get_with_headers(&self.url, &[], Some(ACCEPT), &headers)
             .await?
             .require_success()?;
-        let parsed = exposition::parse_bytes(&response.body);
+        let evidence = response.evidence();
+        // The body is parsed in place: a parsed scrape keeps it once, inside the exposition.
+        let (parsed, raw) = match exposition::parse_owned(response.body) {
+            Ok(parsed) => (Ok(parsed), Vec::new()),
+            Err((error, raw)) => (Err(error), raw),
+        };
         Ok(MetricsScrape {
-            evidence: response.evidence(),
+            evidence,
             content_type: response.content_type,
-            body: response.body,
+            raw,
             parsed,
         })
     }
@@ -82,13 +87,21 @@ pub struct MetricsScrape {
     pub evidence: Evidence,
     /// The `Content-Type` header, when present.
     pub content_type: Option<String>,
-    /// The raw body.
-    pub body: Vec<u8>,
+    /// The body when it did not parse (a parsed body lives in `parsed`, not twice).
+    raw: Vec<u8>,
     /// The parsed body, or why it is not exposition text.
     pub parsed: Result<Exposition, ExpositionError>,
 }
 
 impl MetricsScrape {
+    /// The body as received.
+    pub fn body(&self) -> &[u8] {
+        match &self.parsed {
+            Ok(parsed) => parsed.text().as_bytes(),
+            Err(_) => &self.raw,
+        }
+    }
+
     /// Whether the content type is Prometheus text format: `text/plain`, with `version=0.0.4`
     /// when a version is given.
     pub fn content_type_is_prometheus_text(&self) -> bool {
@@ -96,7 +109,7 @@ impl MetricsScrape {
     }
 
     /// The family named `name`, when the body parsed and has it.
-    pub fn family(&self, name: &str) -> Option<&MetricFamily> {
+    pub fn family(&self, name: &str) -> Option<MetricFamily<'_>> {
         self.parsed.as_ref().ok()?.family(name)
     }
 
@@ -108,7 +121,7 @@ impl MetricsScrape {
     }
 
     /// The histogram series of family `family` whose labels include `matcher`.
-    pub fn histogram(&self, family: &str, matcher: &[(&str, &str)]) -> Vec<HistogramSeries> {
+    pub fn histogram(&self, family: &str, matcher: &[(&str, &str)]) -> Vec<HistogramSeries<'_>> {
         let Some(family) = self.family(family) else {
             return Vec::new();
         };
@@ -118,7 +131,7 @@ impl MetricsScrape {
             .filter(|s| {
                 matcher
                     .iter()
-                    .all(|(k, v)| s.labels.get(*k).is_some_and(|have| have == v))
+                    .all(|(k, v)| s.labels.get(k).is_some_and(|have| have == *v))
             })
             .collect()
     }

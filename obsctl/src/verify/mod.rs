@@ -19,7 +19,7 @@ use crate::scenario::Scenario;
 use crate::sources::auth::{Auth, Credentials, Endpoint};
 use crate::sources::exposition::Exposition;
 use crate::sources::http::HttpClient;
-use crate::sources::otlp::OtlpReceiver;
+use crate::sources::otlp::{OtlpOptions, OtlpReceiver};
 use crate::sources::prometheus::Prometheus;
 use crate::sources::prometheus_server::{
     self, PrometheusServer, PrometheusServerConfig, ScrapeJob, ScrapeTls,
@@ -180,7 +180,8 @@ pub async fn run(
     )?;
     let mut notes = Vec::new();
 
-    let receiver = OtlpReceiver::start(loopback(0))
+    // Only what the checks read: the receiver's memory must not grow with every request.
+    let receiver = OtlpReceiver::start_with(loopback(0), OtlpOptions::compact())
         .await
         .map_err(|e| VerifyError::Receiver(e.to_string()))?;
     let receiver = Arc::new(receiver);
@@ -222,6 +223,13 @@ pub async fn run(
     .map_err(|e| VerifyError::Config(e.to_string()))?;
     config.progress = options.progress;
     config.tls = tls.clone();
+    // The run's request lines are counted as they arrive, so that accounting holds however
+    // many lines the log budget drops.
+    if let Some(service) = &service {
+        service.stdout.buffer.count_run(config.run_id.to_string());
+    }
+    // The run's traces are linked per trace as their spans arrive.
+    receiver.follow_run(&config.run_id.to_string());
     // Ctrl-C during the load ends it early: its partial report is what the user gets.
     let run = crate::load::run(config, interrupted(interrupt.clone())).await?;
     if run.interrupted {

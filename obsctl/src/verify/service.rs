@@ -9,7 +9,7 @@ use tokio::process::Command;
 
 use super::VerifyError;
 use crate::process::Group;
-use crate::sources::logs::{LogCapture, LogLimits};
+use crate::sources::logs::{DEFAULT_MAX_BYTES, LogCapture, LogLimits};
 
 /// A running service and its captured output.
 pub struct Service {
@@ -78,8 +78,8 @@ impl Service {
             .stderr(std::process::Stdio::piped());
         let mut group = Group::spawn(shell, command)
             .map_err(|e| VerifyError::Service(format!("cannot run `{command}`: {e}")))?;
-        let stdout = capture(group.take_stdout(), "stdout");
-        let stderr = capture(group.take_stderr(), "stderr");
+        let stdout = capture(group.take_stdout(), LogLimits::default(), "stdout");
+        let stderr = capture(group.take_stderr(), stderr_limits(), "stderr");
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             if tokio::net::TcpStream::connect(addr).await.is_ok() {
@@ -118,11 +118,21 @@ impl Service {
 
 fn capture(
     stream: Option<impl tokio::io::AsyncRead + Unpin + Send + 'static>,
+    limits: LogLimits,
     name: &str,
 ) -> LogCapture {
     match stream {
-        Some(stream) => LogCapture::start(stream, LogLimits::default(), name),
-        None => LogCapture::start(tokio::io::empty(), LogLimits::default(), name),
+        Some(stream) => LogCapture::start(stream, limits, name),
+        None => LogCapture::start(tokio::io::empty(), limits, name),
+    }
+}
+
+/// Stderr only diagnoses (logs written to the wrong stream, a failed start): a quarter of the
+/// log budget is plenty.
+fn stderr_limits() -> LogLimits {
+    LogLimits {
+        max_bytes: DEFAULT_MAX_BYTES / 4,
+        ..LogLimits::default()
     }
 }
 
@@ -134,7 +144,7 @@ fn tail(capture: &LogCapture) -> String {
     let start = lines.len().saturating_sub(5);
     lines[start..]
         .iter()
-        .map(|l| l.text.as_str())
+        .map(|l| l.text().into_owned())
         .collect::<Vec<_>>()
         .join(" | ")
 }

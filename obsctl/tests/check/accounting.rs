@@ -18,7 +18,7 @@ use crate::exposition::{
     CONTRACT_BUCKETS, Series, duration_histogram, process_metrics, requests_counter,
 };
 use crate::helpers::{
-    FakeServer, SERVICE, assert_check, context, log_input, result, run_checks, target_context,
+    FakeServer, SERVICE, WAIT, assert_check, context, log_input, result, run_checks, target_context,
 };
 use crate::traces::{attribute, export, receiver, send, span};
 
@@ -426,6 +426,30 @@ async fn past_the_lines_kept_without_the_runs_count_accounting_is_an_error_not_a
         Status::Error,
         &["obsctl keeps the newest 5"],
     );
+}
+
+#[tokio::test]
+async fn past_the_lines_kept_the_log_checks_wait_on_the_runs_count_and_say_what_they_judged() {
+    let lines = [other_traffic(40), run_log_lines(SENT, |_, _| false)].concat();
+    let mut ctx = context();
+    ctx.run = Some(run_report(SENT));
+    ctx.logs = Some(capped_log_input(&lines, 5, true));
+    // The run's lines were counted as they arrived: the snapshot is not held to the deadline.
+    let started = std::time::Instant::now();
+    let judged = ctx.log_lines().await.map(<[_]>::len);
+    assert_eq!(judged, Some(5));
+    assert!(
+        started.elapsed() < WAIT / 2,
+        "waited {:?}",
+        started.elapsed()
+    );
+    let report = run_checks(&ctx).await;
+    let judged_newest = format!(
+        "judged on the newest 5 lines of app.log: {} older ones went past what obsctl keeps",
+        lines.len() - 5
+    );
+    assert_check(&report, "logs-json-stdout", Status::Pass, &[&judged_newest]);
+    assert_check(&report, "logs-fields", Status::Pass, &[&judged_newest]);
 }
 
 #[tokio::test]

@@ -986,7 +986,10 @@ async fn one_server_span_per_request_at_the_root_of_its_trace_passes_the_structu
 
 #[tokio::test]
 async fn spans_obsctls_own_receiver_dropped_are_an_error_not_the_services_loss() {
-    let options = OtlpOptions { max_spans: 3 };
+    let options = OtlpOptions {
+        max_spans: 3,
+        ..OtlpOptions::default()
+    };
     let bind: SocketAddr = "127.0.0.1:0".parse().expect("a literal address");
     let receiver = Arc::new(
         OtlpReceiver::start_with(bind, options)
@@ -1011,6 +1014,87 @@ async fn spans_obsctls_own_receiver_dropped_are_an_error_not_the_services_loss()
         &[
             "3 of 6 answered requests have a SERVER span, but obsctl's own receiver dropped 3 spans past its cap",
             "the loss may be obsctl's, not the service's",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn trees_broken_by_spans_obsctl_dropped_are_an_error_not_a_verdict() {
+    // The handlers' spans arrive first; the SERVER spans of requests 3 to 5 are past the cap.
+    let options = OtlpOptions {
+        max_spans: 9,
+        ..OtlpOptions::default()
+    };
+    let bind: SocketAddr = "127.0.0.1:0".parse().expect("a literal address");
+    let receiver = Arc::new(
+        OtlpReceiver::start_with(bind, options)
+            .await
+            .expect("the receiver binds an ephemeral port"),
+    );
+    let run = run_report(&answered(SIX), &[]);
+    let handlers =
+        (0..run.seq_count).map(|seq| child(&run, seq, 2, 1, SpanKind::Internal, "get_user"));
+    let servers =
+        (0..run.seq_count).map(|seq| child(&run, seq, 1, CALLER, SpanKind::Server, route_of(seq)));
+    send(
+        &receiver,
+        export(
+            vec![attribute("service.name", SERVICE)],
+            handlers.chain(servers).collect(),
+        ),
+    )
+    .await;
+    assert_eq!(receiver.dropped_spans(), 3);
+    let report = run_checks(&traced_context(run, receiver)).await;
+    assert_check(
+        &report,
+        "traces-structure",
+        Status::Error,
+        &[
+            "judged on the spans kept; 3 dropped past obsctl's budget",
+            "3 of 6 traces are not rooted at a SERVER span",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn log_lines_whose_spans_obsctl_dropped_are_not_compared_and_say_so() {
+    let options = OtlpOptions {
+        max_spans: 3,
+        ..OtlpOptions::default()
+    };
+    let bind: SocketAddr = "127.0.0.1:0".parse().expect("a literal address");
+    let receiver = Arc::new(
+        OtlpReceiver::start_with(bind, options)
+            .await
+            .expect("the receiver binds an ephemeral port"),
+    );
+    let run = run_report(&answered(SIX), &[]);
+    let spans = (0..run.seq_count)
+        .map(|seq| child(&run, seq, 1, CALLER, SpanKind::Server, route_of(seq)))
+        .collect();
+    send(
+        &receiver,
+        export(vec![attribute("service.name", SERVICE)], spans),
+    )
+    .await;
+    let lines: Vec<String> = (0..run.seq_count)
+        .map(|seq| {
+            let mut line = request_line(&run, seq, "GET", "/api/users/1", json!(200));
+            line["span_id"] = json!("0101010101010101");
+            line.to_string()
+        })
+        .collect();
+    let mut ctx = traced_context(run, receiver);
+    ctx.logs = Some(log_input(&lines));
+    let report = run_checks(&ctx).await;
+    assert_check(
+        &report,
+        "logs-trace-correlation",
+        Status::Pass,
+        &[
+            "3 request lines carry the trace_id and span_id of their request's SERVER span",
+            "3 request lines not compared: judged on the spans kept; 3 dropped past obsctl's budget",
         ],
     );
 }

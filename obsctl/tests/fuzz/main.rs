@@ -73,7 +73,7 @@ proptest! {
 
     #[test]
     fn log_line_parsing_never_panics(text in "\\PC{0,300}") {
-        let line = LogLine::parse(1, text);
+        let line = LogLine::parse(1, &text);
         let _ = line.field("status_code");
     }
 }

@@ -28,7 +28,7 @@ fn route_template_label_values_with_braces_are_kept() {
         .family("fastapi_requests_total")
         .expect("counter family");
     assert_eq!(requests.kind, MetricType::Counter);
-    assert_eq!(requests.help.as_deref(), Some("Total HTTP requests"));
+    assert_eq!(requests.help, Some("Total HTTP requests"));
     assert_eq!(requests.samples.len(), 3);
     assert_eq!(
         requests.sum_matching(
@@ -46,7 +46,7 @@ fn route_template_label_values_with_braces_are_kept() {
 fn histogram_suffixes_are_grouped_under_their_family() {
     let exp = parse(CONTRACT_BODY).expect("valid body");
     assert_eq!(
-        exp.families.len(),
+        exp.families().len(),
         3,
         "no stray _bucket/_sum/_count families"
     );
@@ -57,7 +57,7 @@ fn histogram_suffixes_are_grouped_under_their_family() {
     let series = hist.histogram_series();
     assert_eq!(series.len(), 1);
     let s = &series[0];
-    assert_eq!(s.labels["path"], "/api/users/{user_id}");
+    assert_eq!(s.labels.get("path"), Some("/api/users/{user_id}"));
     assert!(!s.labels.contains_key("le"));
     let bounds: Vec<f64> = s.buckets.iter().map(|b| b.0).collect();
     assert_eq!(bounds, [0.01, 0.025, f64::INFINITY]);
@@ -70,11 +70,16 @@ fn label_values_may_hold_escapes_commas_equals_and_braces() {
     let body = "# TYPE m gauge\n\
         m{a=\"x,y=z}{\",b=\"q\\\"uote\",c=\"back\\\\slash\",d=\"new\\nline\",} 1 1700000000000\n";
     let exp = parse(body).expect("valid");
-    let sample = &exp.family("m").expect("m").samples[0];
-    assert_eq!(sample.labels["a"], "x,y=z}{");
-    assert_eq!(sample.labels["b"], "q\"uote");
-    assert_eq!(sample.labels["c"], "back\\slash");
-    assert_eq!(sample.labels["d"], "new\nline");
+    let sample = exp
+        .family("m")
+        .expect("m")
+        .samples
+        .first()
+        .expect("a sample");
+    assert_eq!(sample.labels.get("a"), Some("x,y=z}{"));
+    assert_eq!(sample.labels.get("b"), Some("q\"uote"));
+    assert_eq!(sample.labels.get("c"), Some("back\\slash"));
+    assert_eq!(sample.labels.get("d"), Some("new\nline"));
     assert_eq!(sample.timestamp_ms, Some(1_700_000_000_000));
 }
 
@@ -82,16 +87,14 @@ fn label_values_may_hold_escapes_commas_equals_and_braces() {
 fn special_values_and_exponents_parse() {
     let body = "a NaN\nb +Inf\nc -Inf\nd 1.5e-3\ne -2E+2\nf 12 -5\n  g\t3  \n";
     let exp = parse(body).expect("valid");
-    let value = |n: &str| exp.family(n).expect(n).samples[0].value;
+    let first = |n: &str| exp.family(n).expect(n).samples.first().expect(n);
+    let value = |n: &str| first(n).value;
     assert!(value("a").is_nan());
     assert_eq!(value("b"), f64::INFINITY);
     assert_eq!(value("c"), f64::NEG_INFINITY);
     assert_eq!(value("d"), 0.0015);
     assert_eq!(value("e"), -200.0);
-    assert_eq!(
-        exp.family("f").expect("f").samples[0].timestamp_ms,
-        Some(-5)
-    );
+    assert_eq!(first("f").timestamp_ms, Some(-5));
     assert_eq!(value("g"), 3.0);
     assert_eq!(exp.family("a").expect("a").kind, MetricType::Untyped);
 }
@@ -100,7 +103,7 @@ fn special_values_and_exponents_parse() {
 fn summary_quantiles_sum_and_count_group_under_the_summary() {
     let body = "# TYPE rpc summary\nrpc{quantile=\"0.5\"} 1\nrpc{quantile=\"0.99\"} 2\nrpc_sum 10\nrpc_count 4\n";
     let exp = parse(body).expect("valid");
-    assert_eq!(exp.families.len(), 1);
+    assert_eq!(exp.families().len(), 1);
     let rpc = exp.family("rpc").expect("summary");
     assert_eq!(rpc.kind, MetricType::Summary);
     assert_eq!(rpc.samples.len(), 4);
@@ -221,7 +224,7 @@ fn garbage_never_panics() {
 #[test]
 fn help_text_unescapes_backslash_and_newline() {
     let exp = parse("# HELP m a\\\\b\\nc\nm 1\n").expect("valid");
-    assert_eq!(exp.family("m").expect("m").help.as_deref(), Some("a\\b\nc"));
+    assert_eq!(exp.family("m").expect("m").help, Some("a\\b\nc"));
 }
 
 #[test]

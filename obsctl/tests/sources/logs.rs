@@ -3,7 +3,11 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use obsctl::sources::logs::{LineIssue, LogCapture, LogError, LogLimits, read_file};
+use obsctl::sources::logs::{
+    ALIASES, FIELDS, LineIssue, LogCapture, LogError, LogLimits, LogLine, excerpt, read_file,
+};
+use proptest::prelude::*;
+use serde_json::{Map, Value};
 use tokio::io::AsyncWriteExt;
 
 use crate::helpers::bounded;
@@ -22,7 +26,7 @@ fn limits(max_lines: usize, max_line_bytes: usize) -> LogLimits {
     LogLimits {
         max_lines,
         max_line_bytes,
-        count_run: None,
+        ..LogLimits::default()
     }
 }
 
@@ -41,19 +45,19 @@ async fn a_file_is_read_with_line_numbers_and_reasons() {
             lines[0].field("status_code").and_then(|v| v.as_i64()),
             Some(200)
         );
-        assert!(matches!(lines[1].parsed, Err(LineIssue::NotJson { .. })));
+        assert!(matches!(lines[1].issue(), Some(LineIssue::NotJson { .. })));
         assert_eq!(
-            lines[2].parsed,
-            Err(LineIssue::NotAnObject { found: "string" })
+            lines[2].issue(),
+            Some(&LineIssue::NotAnObject { found: "string" })
         );
-        assert_eq!(lines[3].parsed, Err(LineIssue::Empty));
-        assert_eq!(lines[4].text, "[1,2]", "CRLF stripped");
+        assert_eq!(lines[3].issue(), Some(&LineIssue::Empty));
+        assert_eq!(lines[4].text(), "[1,2]", "CRLF stripped");
         assert_eq!(
-            lines[4].parsed,
-            Err(LineIssue::NotAnObject { found: "array" })
+            lines[4].issue(),
+            Some(&LineIssue::NotAnObject { found: "array" })
         );
         assert_eq!(lines[5].number, 6);
-        assert!(lines[5].parsed.is_ok());
+        assert!(lines[5].is_object());
         assert!(buffer.is_finished());
         assert_eq!(buffer.read_error(), None);
     })
@@ -88,10 +92,10 @@ async fn overlong_lines_are_truncated_and_flagged() {
             .expect("read")
             .lines();
         assert_eq!(lines.len(), 2);
-        assert_eq!(lines[0].text.len(), 100);
-        assert_eq!(lines[0].parsed, Err(LineIssue::TooLong { limit: 100 }));
+        assert_eq!(lines[0].text().len(), 100);
+        assert_eq!(lines[0].issue(), Some(&LineIssue::TooLong { limit: 100 }));
         assert_eq!(lines[1].number, 2);
-        assert!(lines[1].parsed.is_ok());
+        assert!(lines[1].is_object());
     })
     .await;
 }
@@ -130,7 +134,7 @@ async fn a_child_process_stdout_is_captured_as_it_arrives() {
             .await;
         assert_eq!(lines.len(), 3);
         assert_eq!(lines[2].number, 3);
-        assert!(lines[1].parsed.is_err());
+        assert!(lines[1].issue().is_some());
         child.wait().await.expect("child exits");
         let buffer = capture.finish(Duration::from_secs(5)).await.expect("clean end");
         assert!(buffer.is_finished());
@@ -156,4 +160,67 @@ async fn waiting_for_lines_that_never_come_stops_at_the_deadline() {
         drop(writer);
     })
     .await;
+}
+
+/// A JSON object line with some of the contract's keys, an alias, repeats and keys no check
+/// reads, holding values of every JSON type (strings with escapes, nested values).
+fn object_line() -> impl Strategy<Value = String> {
+    let key = prop::sample::select(vec![
+        "timestamp",
+        "level",
+        "status_code",
+        "endpoint",
+        "trace_id",
+        "duration_ms",
+        "req",
+        "msg",
+        "other",
+        "x",
+    ]);
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("JSON numbers are finite", |f| f.is_finite())
+            .prop_map(Value::from),
+        "\\PC{0,12}|[\"\\\\\n/é]{0,4}".prop_map(Value::from),
+    ];
+    let value = leaf.prop_recursive(2, 8, 3, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..3).prop_map(Value::from),
+            prop::collection::btree_map("[a-z]{1,3}", inner, 0..3)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    });
+    prop::collection::vec((key, value), 0..8).prop_map(|fields| {
+        let fields: Vec<String> = fields
+            .iter()
+            .map(|(key, value)| format!("{}:{value}", Value::from(*key)))
+            .collect();
+        format!("{{{}}}", fields.join(","))
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 512,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    /// The compact line reads exactly as the parsed map did: every kept key with its value
+    /// (null, numbers, escaped strings, nested values), the last of repeated keys, and the text.
+    #[test]
+    fn a_stored_line_reads_as_serde_json_parses_it(text in object_line()) {
+        let line = LogLine::parse(1, &text);
+        let parsed: Map<String, Value> = serde_json::from_str(&text).expect("generated JSON");
+        let kept = FIELDS.iter().chain(ALIASES.iter().flat_map(|(_, names)| names.iter()));
+        for key in kept {
+            prop_assert_eq!(line.field(key), parsed.get(*key).cloned(), "{}", key);
+        }
+        prop_assert_eq!(line.field("other"), None);
+        prop_assert_eq!(line.text(), excerpt(&text));
+    }
 }

@@ -70,9 +70,15 @@ fn request(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
 
 async fn start(max_spans: usize) -> OtlpReceiver {
     let bind = "127.0.0.1:0".parse().expect("literal address");
-    OtlpReceiver::start_with(bind, OtlpOptions { max_spans })
-        .await
-        .expect("bind an ephemeral port")
+    OtlpReceiver::start_with(
+        bind,
+        OtlpOptions {
+            max_spans,
+            ..OtlpOptions::default()
+        },
+    )
+    .await
+    .expect("bind an ephemeral port")
 }
 
 async fn send(receiver: &OtlpReceiver, req: ExportTraceServiceRequest) {
@@ -102,27 +108,36 @@ async fn received_spans_are_flattened_with_resource_and_hex_ids() {
         assert_eq!(receiver.export_requests(), 2);
         assert_eq!(spans.len(), 2);
         let root: &ReceivedSpan = &spans[0];
-        assert_eq!(root.trace_id, "ab".repeat(16));
-        assert_eq!(root.span_id, "0101010101010101");
-        assert_eq!(root.parent_span_id, None);
-        assert_eq!(spans[1].parent_span_id.as_deref(), Some("0101010101010101"));
-        assert_eq!(root.kind, SpanKind::Server);
-        assert_eq!(root.service_name.as_deref(), Some("fastapi-backend"));
-        assert_eq!(root.resource["run.id"].as_str(), Some("r1"));
+        assert_eq!(root.trace_id(), "ab".repeat(16));
+        assert_eq!(root.span_id(), "0101010101010101");
+        assert_eq!(root.parent_span_id(), None);
         assert_eq!(
-            root.attributes["http.response.status_code"].as_i64(),
+            spans[1].parent_span_id().map(|p| p.hex()).as_deref(),
+            Some("0101010101010101")
+        );
+        assert_eq!(root.kind(), SpanKind::Server);
+        assert_eq!(root.service_name(), Some("fastapi-backend"));
+        assert_eq!(
+            root.resource()
+                .get("run.id")
+                .expect("resource attribute")
+                .as_str(),
+            Some("r1")
+        );
+        assert_eq!(
+            root.attributes()["http.response.status_code"].as_i64(),
             Some(500)
         );
-        assert_eq!(root.attributes["sampled"], AttrValue::Bool(true));
-        assert_eq!(root.attributes["ratio"], AttrValue::Double(0.5));
+        assert_eq!(root.attributes()["sampled"], AttrValue::Bool(true));
+        assert_eq!(root.attributes()["ratio"], AttrValue::Double(0.5));
         assert_eq!(
-            root.status,
+            *root.status(),
             SpanStatus::Error {
                 message: "boom".into()
             }
         );
-        assert_eq!(root.scope_name, "backend");
-        assert_eq!(root.end_unix_nanos - root.start_unix_nanos, 5_000_000);
+        assert_eq!(root.scope_name(), "backend");
+        assert_eq!(root.end_unix_nanos() - root.start_unix_nanos(), 5_000_000);
     })
     .await;
 }
@@ -157,7 +172,7 @@ async fn wait_for_spans_returns_as_soon_as_the_predicate_holds() {
         let started = std::time::Instant::now();
         let spans = receiver
             .wait_for_spans(
-                |s| s.iter().any(|x| x.service_name.as_deref() == Some("late")),
+                |s| s.iter().any(|x| x.service_name() == Some("late")),
                 Duration::from_secs(10),
             )
             .await;
@@ -257,12 +272,12 @@ async fn the_real_opentelemetry_otlp_exporter_is_received() {
             .wait_for_spans(|s| !s.is_empty(), Duration::from_secs(10))
             .await;
         assert_eq!(spans.len(), 1, "{spans:?}");
-        assert_eq!(spans[0].service_name.as_deref(), Some("exporter-test"));
-        assert_eq!(spans[0].name, "GET /health");
-        assert_eq!(spans[0].scope_name, "obsctl-test");
-        assert_eq!(spans[0].trace_id.len(), 32);
+        assert_eq!(spans[0].service_name(), Some("exporter-test"));
+        assert_eq!(spans[0].name(), "GET /health");
+        assert_eq!(spans[0].scope_name(), "obsctl-test");
+        assert_eq!(spans[0].trace_id().hex().len(), 32);
         assert_eq!(
-            spans[0].attributes["http.response.status_code"].as_i64(),
+            spans[0].attributes()["http.response.status_code"].as_i64(),
             Some(200)
         );
         let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;

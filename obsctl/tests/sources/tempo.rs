@@ -249,30 +249,33 @@ async fn a_v2_trace_maps_base64_ids_and_attributes_into_spans() {
             .expect("trace");
         assert_eq!(trace.spans.len(), 2);
         let root = &trace.spans[0];
-        assert_eq!(root.trace_id, TRACE_ID);
-        assert_eq!(root.span_id, "00f067aa0ba902b7");
-        assert_eq!(root.parent_span_id, None);
-        assert_eq!(root.kind, SpanKind::Server);
-        assert_eq!(root.service_name.as_deref(), Some("fastapi-backend"));
-        assert_eq!(root.scope_name, "backend");
+        assert_eq!(root.trace_id(), TRACE_ID);
+        assert_eq!(root.span_id(), "00f067aa0ba902b7");
+        assert_eq!(root.parent_span_id(), None);
+        assert_eq!(root.kind(), SpanKind::Server);
+        assert_eq!(root.service_name(), Some("fastapi-backend"));
+        assert_eq!(root.scope_name(), "backend");
         assert_eq!(
-            root.attributes["http.response.status_code"],
+            root.attributes()["http.response.status_code"],
             AttrValue::Int(500)
         );
         assert_eq!(
-            root.status,
+            *root.status(),
             SpanStatus::Error {
                 message: "internal error".into()
             }
         );
-        assert_eq!(root.end_unix_nanos - root.start_unix_nanos, 5_000_000);
+        assert_eq!(root.end_unix_nanos() - root.start_unix_nanos(), 5_000_000);
         let child = &trace.spans[1];
-        assert_eq!(child.parent_span_id.as_deref(), Some("00f067aa0ba902b7"));
-        assert_eq!(child.kind, SpanKind::Internal);
-        assert_eq!(child.attributes["user_id"].as_i64(), Some(1));
-        assert_eq!(child.attributes["cache.hit"], AttrValue::Bool(false));
-        assert_eq!(child.attributes["ratio"], AttrValue::Double(0.25));
-        assert_eq!(child.status, SpanStatus::Unset);
+        assert_eq!(
+            child.parent_span_id().map(|p| p.hex()).as_deref(),
+            Some("00f067aa0ba902b7")
+        );
+        assert_eq!(child.kind(), SpanKind::Internal);
+        assert_eq!(child.attributes()["user_id"].as_i64(), Some(1));
+        assert_eq!(child.attributes()["cache.hit"], AttrValue::Bool(false));
+        assert_eq!(child.attributes()["ratio"], AttrValue::Double(0.25));
+        assert_eq!(*child.status(), SpanStatus::Unset);
         let asked = server
             .seen()
             .into_iter()
@@ -294,11 +297,11 @@ async fn an_old_tempo_without_v2_falls_back_to_v1_batches() {
             .expect("v1");
         assert_eq!(trace.spans.len(), 1);
         let span = &trace.spans[0];
-        assert_eq!(span.trace_id, TRACE_ID);
-        assert_eq!(span.kind, SpanKind::Server);
-        assert_eq!(span.status, SpanStatus::Ok);
-        assert_eq!(span.scope_name, "legacy");
-        assert_eq!(span.start_unix_nanos, 1_716_235_200_000_000_000);
+        assert_eq!(span.trace_id(), TRACE_ID);
+        assert_eq!(span.kind(), SpanKind::Server);
+        assert_eq!(*span.status(), SpanStatus::Ok);
+        assert_eq!(span.scope_name(), "legacy");
+        assert_eq!(span.start_unix_nanos(), 1_716_235_200_000_000_000);
         assert!(span.is_root());
     })
     .await;
