@@ -27,6 +27,7 @@ fn options(prometheus: PrometheusMode) -> VerifyOptions {
         },
         policy: obsctl::check::policy::Policy::defaults(),
         progress: false,
+        receiver_budget_bytes: obsctl::sources::otlp::DEFAULT_BUDGET_BYTES,
     }
 }
 

@@ -496,7 +496,7 @@ pub async fn traces(ctx: &CheckContext) -> Outcome {
                 "{found} of {expected} answered requests have a SERVER span, but obsctl's own \
                  receiver dropped {dropped} spans past its cap: the loss may be obsctl's, not the service's"
             ),
-            "account over a shorter or slower run, so the receiver keeps every span",
+            super::spans::DROPPED_HINT,
         );
     }
     if found == 0 && seen.traces > 0 {

@@ -68,7 +68,8 @@ pub fn dropped_notice(dropped: u64) -> String {
 }
 
 /// The hint that goes with [`dropped_notice`].
-pub const DROPPED_HINT: &str = "judge a shorter or slower run, or give obsctl's receiver a larger budget, so that it keeps every span";
+pub const DROPPED_HINT: &str = "judge a shorter or slower run, or give obsctl's receiver a larger budget \
+     (obsctl verify --receiver-budget MIB), so that it keeps every span";
 
 /// A kind of problem seen `count` times, with the first few examples (formatted only when kept).
 #[derive(Debug, Default)]

@@ -94,6 +94,10 @@ pub struct VerifyArgs {
     /// Longest wait for the started service to accept connections.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, value_name = "D")]
     pub startup_timeout: Duration,
+    /// Most memory obsctl's OTLP receiver keeps of the spans, in MiB: spans past it are
+    /// dropped and counted, and the trace checks say so instead of judging.
+    #[arg(long, default_value_t = 128, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+    pub receiver_budget: u64,
     /// No progress display and no notes on stderr.
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -195,5 +199,7 @@ fn options(args: &VerifyArgs) -> anyhow::Result<VerifyOptions> {
         },
         policy: args.policy.policy(file)?,
         progress: !args.quiet && std::io::stderr().is_terminal(),
+        receiver_budget_bytes: usize::try_from(args.receiver_budget.saturating_mul(1 << 20))
+            .unwrap_or(usize::MAX),
     })
 }

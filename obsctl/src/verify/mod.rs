@@ -125,6 +125,9 @@ pub struct VerifyOptions {
     pub policy: Policy,
     /// Show load progress (on a terminal).
     pub progress: bool,
+    /// Approximate bytes the embedded OTLP receiver keeps of the spans (`--receiver-budget`);
+    /// past them spans are dropped and counted, and the trace checks say so.
+    pub receiver_budget_bytes: usize,
 }
 
 /// Set to `true` (Ctrl-C) to stop a verification early. A receiver whose sender is gone never
@@ -181,7 +184,11 @@ pub async fn run(
     let mut notes = Vec::new();
 
     // Only what the checks read: the receiver's memory must not grow with every request.
-    let receiver = OtlpReceiver::start_with(loopback(0), OtlpOptions::compact())
+    let receiver_options = OtlpOptions {
+        budget_bytes: options.receiver_budget_bytes,
+        ..OtlpOptions::compact()
+    };
+    let receiver = OtlpReceiver::start_with(loopback(0), receiver_options)
         .await
         .map_err(|e| VerifyError::Receiver(e.to_string()))?;
     let receiver = Arc::new(receiver);

@@ -162,6 +162,39 @@ async fn waiting_for_lines_that_never_come_stops_at_the_deadline() {
     .await;
 }
 
+#[tokio::test]
+async fn whole_lines_show_while_the_next_one_is_still_being_written() {
+    bounded(async {
+        let (mut writer, reader) = tokio::io::duplex(1024);
+        let capture = LogCapture::start(reader, LogLimits::default(), "pipe");
+        writer
+            .write_all(b"{\"level\":\"A\"}\n{\"level\":\"B\"}\n{\"level\":")
+            .await
+            .expect("write");
+        let lines = capture
+            .buffer
+            .wait_for_lines(|l| l.len() >= 2, Duration::from_secs(5))
+            .await;
+        assert_eq!(lines.len(), 2, "not held back by the unfinished line");
+        writer.write_all(b"\"C\"}\n").await.expect("write");
+        drop(writer);
+        let buffer = capture
+            .finish(Duration::from_secs(5))
+            .await
+            .expect("clean end");
+        let levels: Vec<Option<String>> = buffer
+            .lines()
+            .iter()
+            .map(|l| l.str_field("level").map(str::to_owned))
+            .collect();
+        assert_eq!(
+            levels,
+            [Some("A".into()), Some("B".into()), Some("C".into())]
+        );
+    })
+    .await;
+}
+
 /// A JSON object line with some of the contract's keys, an alias, repeats and keys no check
 /// reads, holding values of every JSON type (strings with escapes, nested values).
 fn object_line() -> impl Strategy<Value = String> {
