@@ -104,11 +104,6 @@ impl Group {
         self.child.stderr.take()
     }
 
-    /// The leader's process id, while it runs.
-    pub fn id(&self) -> Option<u32> {
-        self.child.id()
-    }
-
     /// The exit status if the process already ended.
     pub fn try_exit(&mut self) -> Option<ExitStatus> {
         self.child.try_wait().ok().flatten()

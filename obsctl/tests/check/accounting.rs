@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::exposition::{
-    CONTRACT_BUCKETS, Series, duration_histogram, process_metrics, requests_counter,
+    CONTRACT_BUCKETS, Series, duration_histogram, exposition_of, process_metrics, requests_counter,
 };
 use crate::helpers::{
     FakeServer, SERVICE, WAIT, assert_check, context, log_input, result, run_checks, target_context,
@@ -92,35 +92,17 @@ fn run_report(sent: &[Sent]) -> RunReport {
         "thresholds": [],
         "passed": true
     });
-    assert_valid_run_report(&report);
+    let violations = crate::helpers::schema_violations("run-report.schema.json", &report);
+    assert!(
+        violations.is_empty(),
+        "the fixture violates the schema: {violations:?}"
+    );
     serde_json::from_value(report).expect("the fixture is a run report")
-}
-
-/// The fixture is checked against the committed schema, so it stays what `obsctl load` writes.
-fn assert_valid_run_report(report: &Value) {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schema/run-report.schema.json");
-    let text = std::fs::read_to_string(path).expect("the run report schema is committed");
-    let schema: Value = serde_json::from_str(&text).expect("the schema is JSON");
-    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
-    let errors: Vec<String> = validator
-        .iter_errors(report)
-        .map(|e| format!("{e} at {}", e.instance_path()))
-        .collect();
-    assert!(errors.is_empty(), "fixture violates the schema: {errors:?}");
 }
 
 /// The trace id of request `seq` of the fixture run.
 fn trace_id(seq: u64) -> String {
     format!("{RUN_ID}{seq:016x}")
-}
-
-fn exposition_of(series: &[Series]) -> String {
-    [
-        requests_counter(series),
-        duration_histogram(&CONTRACT_BUCKETS, series),
-        process_metrics(),
-    ]
-    .concat()
 }
 
 fn parsed(body: &str) -> Exposition {

@@ -184,3 +184,13 @@ pub fn python_client_body() -> String {
     ));
     out
 }
+
+/// The counter, the histogram (every observation 4 ms) and the process metrics for `series`.
+pub fn exposition_of(series: &[Series]) -> String {
+    [
+        requests_counter(series),
+        duration_histogram(&CONTRACT_BUCKETS, series),
+        process_metrics(),
+    ]
+    .concat()
+}

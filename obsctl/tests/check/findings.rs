@@ -24,8 +24,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::exposition::{
-    CONTRACT_BUCKETS, Series, contract_body, duration_histogram, process_metrics,
-    python_client_body, requests_counter,
+    CONTRACT_BUCKETS, Series, contract_body, exposition_of, process_metrics, python_client_body,
+    requests_counter,
 };
 use crate::helpers::{
     Asked, FakeServer, PROMETHEUS_TEXT, Reply, SERVICE, assert_check, bounded, client, context,
@@ -167,31 +167,12 @@ fn run_report(requests: &[Req], thresholds: &[Threshold]) -> RunReport {
         "thresholds": thresholds,
         "passed": passed
     });
-    assert_valid_run_report(&report);
+    let violations = crate::helpers::schema_violations("run-report.schema.json", &report);
+    assert!(
+        violations.is_empty(),
+        "the fixture violates the schema: {violations:?}"
+    );
     serde_json::from_value(report).expect("the fixture is a run report")
-}
-
-/// The fixture is checked against the committed schema, so it stays what `obsctl load` writes.
-fn assert_valid_run_report(report: &Value) {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schema/run-report.schema.json");
-    let text = std::fs::read_to_string(path).expect("the run report schema is committed");
-    let schema: Value = serde_json::from_str(&text).expect("the schema is JSON");
-    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
-    let errors: Vec<String> = validator
-        .iter_errors(report)
-        .map(|e| format!("{e} at {}", e.instance_path()))
-        .collect();
-    assert!(errors.is_empty(), "fixture violates the schema: {errors:?}");
-}
-
-/// The counter, the histogram (every observation 4 ms) and the process metrics for `series`.
-fn exposition_of(series: &[Series]) -> String {
-    [
-        requests_counter(series),
-        duration_histogram(&CONTRACT_BUCKETS, series),
-        process_metrics(),
-    ]
-    .concat()
 }
 
 /// `process_start_time_seconds`, as the process collector exposes it.

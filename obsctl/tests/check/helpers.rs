@@ -351,3 +351,17 @@ pub async fn refused_url() -> String {
     drop(listener);
     format!("http://{addr}")
 }
+
+/// What in `instance` violates the committed JSON Schema `obsctl/schema/{schema}` (empty when
+/// nothing does): machine outputs and the fixtures standing in for them are held to it.
+pub fn schema_violations(schema: &str, instance: &serde_json::Value) -> Vec<String> {
+    let path = format!("{}/schema/{schema}", env!("CARGO_MANIFEST_DIR"));
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path} must be committed: {e}"));
+    let schema: serde_json::Value = serde_json::from_str(&text).expect("the schema is JSON");
+    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
+    validator
+        .iter_errors(instance)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect()
+}
