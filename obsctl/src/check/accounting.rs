@@ -11,7 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::context::CheckContext;
 use super::model::{Finding, Outcome};
 use super::paths;
-use crate::report::RunReport;
+use crate::report::fold::PathFolder;
+use crate::report::{RequestCount, RunReport};
 use crate::sources::exposition::Exposition;
 use crate::sources::span::SpanKind;
 use crate::sources::span_store::RunTraces;
@@ -25,8 +26,10 @@ const SCRAPE_PATH: &str = "/metrics";
 /// The counter of the contract, under its text and OpenMetrics family names.
 const COUNTER_FAMILIES: [&str; 2] = ["fastapi_requests_total", "fastapi_requests"];
 
-/// Fresh scrapes taken to tell several processes from one when a counter misbehaves.
-const PROBE_SCRAPES: usize = 8;
+/// Fresh scrapes taken to tell several processes from one when a counter misbehaves. Workers
+/// sharing a listening socket race for each connection, and one may win several in a row: 16
+/// spaced connections reach both of two workers unless one wins nearly always.
+const PROBE_SCRAPES: usize = 16;
 
 /// A request's identity in a signal: method, path as the signal names it, status.
 pub type Key = (String, String, u16);
@@ -72,8 +75,12 @@ impl Tally {
 }
 
 /// Builds the tally of a signal whose observations are `observed` (keyed by the signal's own
-/// path names): the run's requests are mapped onto those names.
+/// path names): the run's requests are mapped onto those names. Concrete paths that one of the
+/// run's path templates rendered are first summed under that template, as the report counts
+/// them ([`PathFolder`]).
 pub fn tally(run: &RunReport, observed: BTreeMap<Key, u64>) -> Tally {
+    let folder = PathFolder::of_report(run);
+    let observed = fold(&folder, observed);
     let mut by_group: BTreeMap<(String, u16), BTreeSet<String>> = BTreeMap::new();
     for (method, path, status) in observed.keys() {
         by_group
@@ -88,7 +95,7 @@ pub fn tally(run: &RunReport, observed: BTreeMap<Key, u64>) -> Tally {
         };
         let name = by_group
             .get(&(request.method.clone(), status))
-            .and_then(|c| paths::resolve(&request.path, c))
+            .and_then(|names| signal_name(request, names))
             .unwrap_or(&request.path)
             .to_owned();
         *expected
@@ -98,6 +105,34 @@ pub fn tally(run: &RunReport, observed: BTreeMap<Key, u64>) -> Tally {
     Tally { expected, observed }
 }
 
+/// Sums the observations of concrete paths under the path template that rendered them.
+fn fold(folder: &PathFolder, observed: BTreeMap<Key, u64>) -> BTreeMap<Key, u64> {
+    if folder.is_empty() {
+        return observed;
+    }
+    let mut folded: BTreeMap<Key, u64> = BTreeMap::new();
+    for ((method, path, status), count) in observed {
+        let path = match folder.fold(&method, &path) {
+            Some(template) => template.to_owned(),
+            None => path,
+        };
+        *folded.entry((method, path, status)).or_default() += count;
+    }
+    folded
+}
+
+/// The name under which a signal recorded `request`'s requests, among `names` (those of its
+/// method and status): its own path (a constant path, or the template its concrete paths were
+/// folded into), else the route template that matches the paths it sent.
+fn signal_name<'a>(request: &RequestCount, names: &'a BTreeSet<String>) -> Option<&'a str> {
+    if let Some(own) = names.get(&request.path) {
+        return Some(own);
+    }
+    // A run's own templates (`{{...}}`) are no framework's: never match them as routes.
+    let routes = names.iter().filter(|n| !n.contains("{{"));
+    let sent = request.examples.first().unwrap_or(&request.path);
+    paths::resolve(sent, routes)
+}
 /// A series whose value went down between two scrapes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decrease {

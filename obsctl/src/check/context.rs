@@ -24,6 +24,9 @@ use crate::sources::tempo::Tempo;
 use crate::sources::window::TimeWindow;
 use crate::tls::TlsConfig;
 
+/// Pause between two fresh scrapes ([`CheckContext::fresh_scrapes`]).
+const PROBE_SPACING: Duration = Duration::from_millis(20);
+
 /// How often polling checks ask again while waiting for ingestion.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -212,7 +215,12 @@ impl CheckContext {
             return Vec::new();
         };
         let mut scrapes = Vec::with_capacity(count);
-        for _ in 0..count {
+        for probe in 0..count {
+            if probe > 0 {
+                // Lets every worker of a shared socket wait on it again, so that the next
+                // connection is not always taken by the one that just answered.
+                tokio::time::sleep(PROBE_SPACING).await;
+            }
             if let Ok(scrape) = Self::scrape_once(&endpoint).await {
                 scrapes.push(keep(&scrape));
             }

@@ -15,10 +15,11 @@ use crate::check::context::{CheckContext, LogInput, StackUrls};
 use crate::check::render::{self, Format};
 use crate::check::report::CheckReport;
 use crate::config_file::LoadedFile;
-use crate::report::RunReport;
+use crate::report::fold::PathFolder;
+use crate::report::{READABLE_VERSIONS, RunReport};
 use crate::sources::auth::Endpoint;
 use crate::sources::http::{HttpClient, HttpOptions};
-use crate::sources::logs::{self, LogLimits};
+use crate::sources::logs::{self, CountedRun, LogLimits};
 use crate::sources::prometheus::Prometheus;
 use crate::sources::target::MetricsEndpoint;
 
@@ -208,7 +209,10 @@ async fn context(args: &CheckArgs, sources: Sources) -> anyhow::Result<CheckCont
         // The run's own request lines are counted as they are read, so that accounting holds
         // for logs longer than the lines kept.
         let limits = LogLimits {
-            count_run: ctx.run.as_ref().map(|run| run.trace_id_prefix.clone()),
+            count_run: ctx.run.as_ref().map(|run| CountedRun {
+                prefix: run.trace_id_prefix.clone(),
+                paths: PathFolder::of_report(run),
+            }),
             ..LogLimits::default()
         };
         let (buffer, origin) = if path.as_os_str() == "-" {
@@ -240,10 +244,57 @@ pub fn read_run_report(path: &std::path::Path) -> anyhow::Result<RunReport> {
         )
     })?;
     anyhow::ensure!(
-        report.schema_version == 1,
-        "--run-report {}: schema_version {} is not supported (expected 1)",
+        READABLE_VERSIONS.contains(&report.schema_version),
+        "--run-report {}: schema_version {} is not supported (this obsctl reads {:?})",
         path.display(),
-        report.schema_version
+        report.schema_version,
+        READABLE_VERSIONS
     );
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The smallest report of a run that sent nothing, in version `version`'s shape.
+    fn report(version: u32) -> String {
+        let stats = serde_json::json!({
+            "count": 0, "not_started": 0, "errors": 0, "error_rate": 0.0, "achieved_rate": 0.0,
+            "statuses": {}, "errors_by_kind": {},
+            "latency_ms": { "samples": 0, "mean": null, "p50": null, "p90": null, "p95": null,
+                            "p99": null, "p99_9": null, "max": null }
+        });
+        serde_json::json!({
+            "schema_version": version, "run_id": "00000000000000ab",
+            "trace_id_prefix": "00000000000000ab", "seq_count": 0,
+            "scenario": { "name": "s", "file": null }, "target": "http://127.0.0.1:8000",
+            "model": "open",
+            "plan": { "duration_s": 1.0, "planned_requests": 0, "start_rate": 0.0, "stages": [],
+                      "max_in_flight": 1, "timeout_ms": 1000.0 },
+            "window_start": "2026-01-01T00:00:00Z", "window_end": "2026-01-01T00:00:01Z",
+            "duration_s": 1.0, "interrupted": false, "requests_sent": 0,
+            "requests_not_started": 0,
+            "requests": [{ "method": "GET", "path": "/api/users/7", "name": "u", "status": 200,
+                           "error": null, "count": 1 }],
+            "overall": stats, "by_name": [], "thresholds": [], "passed": true
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn version_1_reports_still_read_and_unknown_versions_are_refused() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("run.json");
+        std::fs::write(&path, report(1)).unwrap_or_else(|e| panic!("{e}"));
+        let read = read_run_report(&path).unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(read.requests[0].path, "/api/users/7");
+        assert!(read.requests[0].examples.is_empty() && read.timeline.is_empty());
+        std::fs::write(&path, report(3)).unwrap_or_else(|e| panic!("{e}"));
+        let refused = read_run_report(&path).map(|_| ()).unwrap_err().to_string();
+        assert!(
+            refused.contains("schema_version 3 is not supported"),
+            "{refused}"
+        );
+    }
 }

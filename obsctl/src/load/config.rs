@@ -142,6 +142,17 @@ pub struct LoadConfig {
 }
 
 impl LoadConfig {
+    /// Each request's method and path as the run report counts it (the path template after the
+    /// target's base path, without query): what a signal's concrete paths fold into.
+    pub fn path_templates(&self) -> impl Iterator<Item = (String, String)> + '_ {
+        self.scenario.requests.iter().map(|spec| {
+            (
+                spec.method.to_string(),
+                self.target.request_path(spec.path.as_str()),
+            )
+        })
+    }
+
     /// Applies `overrides` to `scenario` and checks the result.
     pub fn new(scenario: Scenario, overrides: Overrides) -> Result<Self, ConfigError> {
         let target = match (&overrides.target, &scenario.target) {

@@ -182,7 +182,7 @@ impl Worker {
         let start_by = due.scheduled + self.shared.timeout;
         let mut sample = Sample {
             request: index,
-            path: self.shared.factory.unsent_path(index),
+            path: self.shared.factory.template_path(index),
             scheduled: due.scheduled,
             sent: None,
             end: Instant::now(),

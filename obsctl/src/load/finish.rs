@@ -14,7 +14,7 @@ use time::format_description::well_known::Rfc3339;
 /// Everything known at the end of a run.
 pub(crate) struct Run<'a> {
     pub config: &'a LoadConfig,
-    pub aggregator: &'a Aggregator,
+    pub aggregator: Aggregator,
     pub start: Instant,
     pub wall_start: SystemTime,
     pub last_sent: Option<Instant>,
@@ -24,7 +24,7 @@ pub(crate) struct Run<'a> {
 }
 
 impl Run<'_> {
-    pub fn report(&self) -> RunReport {
+    pub fn report(self) -> RunReport {
         let duration_s = self.sending_seconds();
         let overall = self.aggregator.overall(duration_s);
         let results = thresholds::evaluate(&self.config.scenario.thresholds, &overall);
@@ -65,14 +65,31 @@ impl Run<'_> {
             requests_sent: overall.count,
             requests_not_started: overall.not_started,
             requests: self.aggregator.counts(&self.config.scenario.requests),
+            histograms: self.aggregator.histograms(&self.config.scenario.requests),
+            timeline: Vec::new(),
             passed: results.iter().all(|r| r.passed),
             thresholds: results,
             overall,
             by_name,
         };
+        report.timeline = self.timeline(duration_s);
         // A run in which no request succeeded fails, thresholds or not.
         report.passed &= verdict::no_success(&report).is_none();
         report
+    }
+
+    /// The timeline, with the plan's rate in each second of an open-model run.
+    fn timeline(self, duration_s: f64) -> Vec<crate::report::Second> {
+        let schedule = match &self.config.plan {
+            Plan::Open { start_rate, stages } => Some(Schedule::new(*start_rate, stages)),
+            Plan::Closed { .. } => None,
+        };
+        let planned = |from: f64, until: f64| {
+            let schedule = schedule.as_ref()?;
+            let rate = (schedule.count_until(until) - schedule.count_until(from)) / (until - from);
+            Some((rate * 1000.0).round() / 1000.0)
+        };
+        self.aggregator.timeline(duration_s, planned)
     }
 
     /// The rate denominator: the planned sending time (cut short by a stop), stretched to the

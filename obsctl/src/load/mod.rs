@@ -6,8 +6,9 @@
 //! arithmetic), [`mix`] (which request kind a schedule slot sends), [`tagging`] (run id and
 //! trace context), `request` (building requests), [`client`] (HTTP/1.1 keep-alive),
 //! `engine` (dispatcher and workers), [`sample`] (one request's record and its latency),
-//! `sink` (batching samples to the collector), [`stats`] (HDR histograms), [`progress`] (the
-//! live display), `finish` (the report).
+//! `sink` (batching samples to the collector), [`stats`] (HDR histograms and counts),
+//! [`timeline`] (the run second by second), [`progress`] (the live display), `finish` (the
+//! report).
 //!
 //! Library use (this is what `obsctl load` does):
 //!
@@ -41,6 +42,7 @@ pub mod schedule;
 mod sink;
 pub mod stats;
 pub mod tagging;
+pub mod timeline;
 
 pub use config::{ConfigError, LoadConfig, Overrides, Plan, Rate};
 pub use sample::{ErrorKind, Sample};
@@ -129,15 +131,19 @@ pub async fn run(
     let progress = Progress::new(config.progress, config.plan.duration());
     // The collector runs as a task so that batches are handed over between runtime threads
     // rather than to the thread blocked in `block_on`.
-    let requests = config.scenario.requests.len();
-    let (aggregator, times) = tokio::spawn(collect(samples_rx, requests, start, progress)).await?;
+    let templates = (0..config.scenario.requests.len())
+        .map(|index| shared.factory.template_path(index))
+        .collect();
+    let aggregator = Aggregator::new(templates, start, config.timeout);
+    let (aggregator, times) =
+        tokio::spawn(collect(samples_rx, aggregator, start, progress)).await?;
     if let Some(handle) = dispatcher {
         handle.await?;
     }
     watcher.abort();
     let run = finish::Run {
         config: &config,
-        aggregator: &aggregator,
+        aggregator,
         start,
         wall_start,
         last_sent: times.last_sent,
@@ -254,11 +260,10 @@ struct Times {
 /// Consumes samples until every worker has finished, refreshing the progress display.
 async fn collect(
     mut batches: mpsc::UnboundedReceiver<Batch>,
-    requests: usize,
+    mut aggregator: Aggregator,
     start: Instant,
     progress: Progress,
 ) -> (Aggregator, Times) {
-    let mut aggregator = Aggregator::new(requests);
     let mut times = Times::default();
     let mut tick = tokio::time::interval(PROGRESS_EVERY);
     // Bounded: the workers end with the plan plus two timeouts (slot, response), then the

@@ -25,8 +25,8 @@ struct Prepared {
     spec: RequestSpec,
     /// The request target and path when the path template has no placeholder.
     constant: Option<(Uri, Arc<str>)>,
-    /// The path a request that never started is counted under (see [`RequestFactory::unsent_path`]).
-    unsent: Arc<str>,
+    /// The path its requests are counted under (see [`RequestFactory::template_path`]).
+    template_path: Arc<str>,
     /// The body when the body template has no placeholder.
     constant_body: Option<Bytes>,
     /// The body's `content-type`; `None` when a header of the kind sets it instead.
@@ -115,13 +115,13 @@ impl RequestFactory {
                     .is_constant()
                     .then(|| uri_and_path(target, &spec.path.render(ctx, &mut rand::rng())))
                     .flatten();
-                let unsent = match &constant {
+                let template_path = match &constant {
                     Some((_, path)) => Arc::clone(path),
-                    None => Arc::from(target.request_target(spec.path.as_str())),
+                    None => Arc::from(target.request_path(spec.path.as_str())),
                 };
                 Prepared {
                     constant,
-                    unsent,
+                    template_path,
                     constant_body: spec
                         .body
                         .as_ref()
@@ -150,12 +150,13 @@ impl RequestFactory {
         self.kinds.get(index).map(|k| &k.spec)
     }
 
-    /// The path under which a request of kind `index` that never started is counted: the
-    /// constant path, or the path template as written.
-    pub fn unsent_path(&self, index: usize) -> Arc<str> {
+    /// The path under which the requests of kind `index` are counted: the constant path, or
+    /// the path template as written (with the target's base path, without query), so that the
+    /// counts do not grow with the concrete paths a template renders.
+    pub fn template_path(&self, index: usize) -> Arc<str> {
         self.kinds
             .get(index)
-            .map_or_else(|| Arc::from(""), |kind| Arc::clone(&kind.unsent))
+            .map_or_else(|| Arc::from(""), |kind| Arc::clone(&kind.template_path))
     }
 
     /// The request of kind `index` for sequence number `seq`.

@@ -78,6 +78,22 @@ impl Schedule {
         self.total
     }
 
+    /// How many requests (fractional) the plan makes due in the first `t` seconds: the integral
+    /// of the rate, so the planned rate over `[a, b)` is `(count_until(b) - count_until(a)) / (b - a)`.
+    pub fn count_until(&self, t: f64) -> f64 {
+        self.segments
+            .iter()
+            .map(|s| {
+                let within = (t - s.start).clamp(0.0, s.duration);
+                if within <= 0.0 || s.duration <= 0.0 {
+                    return 0.0;
+                }
+                let rate_then = s.from_rate + (s.to_rate - s.from_rate) * within / s.duration;
+                (s.from_rate + rate_then) / 2.0 * within
+            })
+            .sum()
+    }
+
     /// How many requests the plan sends in total.
     pub fn planned_requests(&self) -> u64 {
         let total: f64 = self.segments.iter().map(Segment::count).sum();
@@ -129,6 +145,29 @@ mod tests {
         assert_eq!(due.len(), 10);
         for (k, t) in due.iter().enumerate() {
             assert!((t - k as f64 * 0.1).abs() < 1e-9, "{k}: {t}");
+        }
+    }
+
+    #[test]
+    fn the_planned_count_is_the_area_under_the_rate_and_agrees_with_the_due_times() {
+        // 10 -> 30 req/s over 2 s, then 30 for 1 s.
+        let stages = [stage(2.0, 30.0), stage(1.0, 30.0)];
+        let schedule = Schedule::new(Some(10.0), &stages);
+        for (t, want) in [
+            (0.0, 0.0),
+            (1.0, 15.0),
+            (2.0, 40.0),
+            (3.0, 70.0),
+            (9.0, 70.0),
+        ] {
+            assert!((schedule.count_until(t) - want).abs() < 1e-9, "{t}");
+        }
+        for t in [0.5, 1.0, 1.7, 2.5] {
+            let due_before = offsets(Some(10.0), &stages)
+                .iter()
+                .filter(|d| **d < t)
+                .count() as f64;
+            assert!((schedule.count_until(t) - due_before).abs() <= 1.0, "{t}");
         }
     }
 

@@ -1,13 +1,17 @@
-//! Aggregates samples into HDR histograms (overall and per request name) and outcome counts, in
-//! memory that does not grow with the run's length (only with the number of distinct concrete
-//! paths, which `{{seq}}` in a path would make grow).
+//! Aggregates samples into HDR histograms (overall and per request name), outcome counts per
+//! request template and a [`Timeline`], in memory that does not grow with the run's length
+//! (except the timeline's few counters a second) nor with the concrete paths a template renders.
 
 use super::sample::{ErrorKind, Sample};
-use crate::report::{Latency, RequestCount, Stats};
+use super::timeline::Timeline;
+use crate::report::{
+    Histograms, Latency, MAX_EXAMPLES, NamedHistogram, RequestCount, Second, Stats, histogram,
+};
 use crate::scenario::RequestSpec;
 use hdrhistogram::Histogram;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Highest latency the histograms track exactly (1 hour, in microseconds); larger values are
 /// recorded as this.
@@ -116,12 +120,18 @@ fn round3(v: f64) -> f64 {
 }
 
 /// Key of one line of the per-outcome counts.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct CountKey {
     request: usize,
-    path: Arc<str>,
     status: Option<u16>,
     error: Option<ErrorKind>,
+}
+
+/// How many requests ended one way, and a few of the concrete paths they went to.
+#[derive(Debug, Default)]
+struct Tally {
+    count: u64,
+    examples: Vec<Arc<str>>,
 }
 
 /// All statistics of a run, fed one sample at a time.
@@ -129,16 +139,22 @@ struct CountKey {
 pub struct Aggregator {
     overall: Bucket,
     per_request: Vec<Bucket>,
-    counts: HashMap<CountKey, u64>,
+    /// Per request kind: the path its requests are counted under ([`RequestFactory::template_path`](super::request::RequestFactory::template_path)).
+    templates: Vec<Arc<str>>,
+    counts: HashMap<CountKey, Tally>,
+    timeline: Timeline,
 }
 
 impl Aggregator {
-    /// An empty aggregator for a mix of `requests` kinds.
-    pub fn new(requests: usize) -> Self {
+    /// An empty aggregator for the request kinds counted under `templates` (one path each), of a
+    /// run that started at `start` with a per-request `timeout`.
+    pub fn new(templates: Vec<Arc<str>>, start: Instant, timeout: Duration) -> Self {
         Self {
             overall: Bucket::new(),
-            per_request: (0..requests).map(|_| Bucket::new()).collect(),
+            per_request: templates.iter().map(|_| Bucket::new()).collect(),
+            templates,
             counts: HashMap::new(),
+            timeline: Timeline::new(start, timeout),
         }
     }
 
@@ -148,13 +164,21 @@ impl Aggregator {
         if let Some(bucket) = self.per_request.get_mut(sample.request) {
             bucket.record(&sample);
         }
+        self.timeline.record(&sample);
         let key = CountKey {
             request: sample.request,
-            path: sample.path,
             status: sample.outcome.status,
             error: sample.outcome.error,
         };
-        *self.counts.entry(key).or_default() += 1;
+        let tally = self.counts.entry(key).or_default();
+        tally.count += 1;
+        let template = self.templates.get(sample.request);
+        if tally.examples.len() < MAX_EXAMPLES
+            && template.is_none_or(|t| **t != *sample.path)
+            && !tally.examples.contains(&sample.path)
+        {
+            tally.examples.push(sample.path);
+        }
     }
 
     /// Requests sent so far (written to an open connection: connect failures are not sent).
@@ -195,15 +219,19 @@ impl Aggregator {
         let mut out: Vec<RequestCount> = self
             .counts
             .iter()
-            .filter_map(|(key, count)| {
+            .filter_map(|(key, tally)| {
                 let spec = specs.get(key.request)?;
+                let mut examples: Vec<String> =
+                    tally.examples.iter().map(|p| p.to_string()).collect();
+                examples.sort();
                 Some(RequestCount {
                     method: spec.method.to_string(),
-                    path: key.path.to_string(),
+                    path: self.templates.get(key.request)?.to_string(),
                     name: spec.name.clone(),
                     status: key.status,
                     error: key.error,
-                    count: *count,
+                    count: tally.count,
+                    examples,
                 })
             })
             .collect();
@@ -212,5 +240,35 @@ impl Aggregator {
                 .cmp(&(&b.name, &b.method, &b.path, b.status, b.error))
         });
         out
+    }
+
+    /// The histograms, serialized (`None` if one could not be encoded, which the report says by
+    /// leaving them out rather than failing the run).
+    pub fn histograms(&self, specs: &[RequestSpec]) -> Option<Histograms> {
+        let by_name = specs
+            .iter()
+            .zip(&self.per_request)
+            .map(|(spec, bucket)| {
+                Some(NamedHistogram {
+                    name: spec.name.clone(),
+                    histogram: histogram::encode(&bucket.histogram).ok()?,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Histograms {
+            encoding: histogram::ENCODING.to_owned(),
+            unit: histogram::UNIT.to_owned(),
+            overall: histogram::encode(&self.overall.histogram).ok()?,
+            by_name,
+        })
+    }
+
+    /// The run second by second ([`Timeline::finish`]).
+    pub fn timeline(
+        self,
+        duration_s: f64,
+        planned_rate: impl Fn(f64, f64) -> Option<f64>,
+    ) -> Vec<Second> {
+        self.timeline.finish(duration_s, planned_rate)
     }
 }

@@ -1,7 +1,14 @@
 //! The run report: what one `obsctl load` run sent, what came back, and whether its thresholds
 //! held. One model, rendered as JSON (`--report FILE`, schema in `obsctl/schema/run-report.schema.json`)
 //! and as the terminal summary ([`summary`]).
+//!
+//! Its size does not grow with the run's length, except for the timeline (one entry a second):
+//! counts are kept per request template, not per concrete path, with a few example paths each,
+//! and the latency histograms are stored whole ([`histogram`]), so that reports can be merged
+//! and re-analysed exactly.
 
+pub mod fold;
+pub mod histogram;
 pub mod summary;
 pub mod thresholds;
 pub mod verdict;
@@ -11,12 +18,19 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 /// Version of the report format; bumped on any incompatible change.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// The versions `obsctl check --run-report` reads: version 1 kept counts per concrete path, which
+/// accounting reads as templates without placeholders.
+pub const READABLE_VERSIONS: [u32; 2] = [1, 2];
+
+/// Example concrete paths kept per count entry, for evidence.
+pub const MAX_EXAMPLES: usize = 5;
 
 /// Everything a run did, in a form `obsctl check` can read back.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunReport {
-    /// Format version, currently 1.
+    /// Format version, currently 2.
     pub schema_version: u32,
     /// The run id: 16 lowercase hex characters, sent in `x-obsctl-run-id` on every request.
     pub run_id: String,
@@ -52,14 +66,19 @@ pub struct RunReport {
     /// Requests that were due but never started (they waited for a free in-flight slot longer
     /// than the timeout, or the run stopped). Counted as errors, never hidden.
     pub requests_not_started: u64,
-    /// Counts per (name, method, concrete path, status, error). Entries whose error is
-    /// `not_started` or `connect` never reached the target; a `not_started` entry's path is the
-    /// path template as written when it has placeholders (nothing was rendered).
+    /// Counts per (name, method, path template, status, error). Entries whose error is
+    /// `not_started` or `connect` never reached the target.
     pub requests: Vec<RequestCount>,
     /// Statistics over all requests.
     pub overall: Stats,
     /// Statistics per request name, in scenario order.
     pub by_name: Vec<NamedStats>,
+    /// The latency histograms themselves (absent from version 1 reports).
+    #[serde(default)]
+    pub histograms: Option<Histograms>,
+    /// One entry per second of the run, by due time (empty in version 1 reports).
+    #[serde(default)]
+    pub timeline: Vec<Second>,
     /// Each threshold with its limit, the observed value and the verdict.
     pub thresholds: Vec<ThresholdResult>,
     /// True when every threshold held and at least one request succeeded (a run in which none
@@ -118,7 +137,8 @@ pub struct StageInfo {
 pub struct RequestCount {
     /// HTTP method.
     pub method: String,
-    /// The concrete path sent, without query.
+    /// The path as the scenario writes it (its placeholders unrendered, after the target's base
+    /// path, without query); version 1 reports have the concrete path here.
     pub path: String,
     /// The scenario's request name.
     pub name: String,
@@ -128,6 +148,61 @@ pub struct RequestCount {
     pub error: Option<ErrorKind>,
     /// Number of requests.
     pub count: u64,
+    /// Up to [`MAX_EXAMPLES`] concrete paths these requests were sent to, when `path` has
+    /// placeholders (empty otherwise, and in version 1 reports).
+    #[serde(default)]
+    pub examples: Vec<String>,
+}
+
+/// The latency histograms of a run, serialized ([`histogram`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Histograms {
+    /// How each histogram is written: `hdr-v2-deflate-base64`.
+    pub encoding: String,
+    /// The unit of the recorded values: `us`.
+    pub unit: String,
+    /// Every latency of the run.
+    pub overall: String,
+    /// The latencies of each request name, in scenario order.
+    pub by_name: Vec<NamedHistogram>,
+}
+
+/// The latency histogram of one request name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NamedHistogram {
+    /// The request name.
+    pub name: String,
+    /// Its histogram, encoded as [`Histograms::encoding`] says.
+    pub histogram: String,
+}
+
+/// One second of a run: the requests that came due in it, and what became of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Second {
+    /// Seconds since the run started: this entry covers due times in `[t, t + 1)`.
+    pub t: u64,
+    /// Requests per second the plan made due in this second (null for a closed loop).
+    pub planned_rate: Option<f64>,
+    /// Requests sent per second (`sent` over the part of the second the run covered).
+    pub achieved_rate: f64,
+    /// Requests that came due (sent, unable to connect, or never started).
+    pub due: u64,
+    /// Requests written to an open connection.
+    pub sent: u64,
+    /// Requests that got a response.
+    pub answered: u64,
+    /// Requests in error (not-started included, cancelled excluded, as in [`Stats::errors`]).
+    pub errors: u64,
+    /// Requests that never started.
+    pub not_started: u64,
+    /// Median latency of the answered requests, in milliseconds.
+    pub p50_ms: Option<f64>,
+    /// 90th percentile latency.
+    pub p90_ms: Option<f64>,
+    /// 99th percentile latency.
+    pub p99_ms: Option<f64>,
+    /// Largest latency.
+    pub max_ms: Option<f64>,
 }
 
 /// Statistics over a set of requests.

@@ -126,6 +126,15 @@ impl Target {
         }
     }
 
+    /// The path part of [`Target::request_target`]: without the query.
+    pub fn request_path(&self, path: &str) -> String {
+        let mut full = self.request_target(path);
+        if let Some(query) = full.find('?') {
+            full.truncate(query);
+        }
+        full
+    }
+
     /// The request target for a scenario path: the target's own path prefix, then `path`
     /// (an empty result is `/`).
     pub fn request_target(&self, path: &str) -> String {

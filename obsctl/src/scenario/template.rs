@@ -113,6 +113,62 @@ impl Template {
         }
         out
     }
+
+    /// Whether `text` is one of this template's renderings: its literal text in place, each
+    /// placeholder replaced by a value it can render (`{{seq}}` a decimal sequence number,
+    /// `{{run_id}}` 16 lowercase hex digits, `{{random:LO..HI}}` an integer in the range).
+    /// Accounting uses it to fold the concrete paths a signal saw into the request that sent
+    /// them, when a run report keeps counts per template rather than per concrete path.
+    pub fn matches_rendering(&self, text: &str) -> bool {
+        // Far longer than any path a scenario sends; bounds the backtracking below.
+        const LONGEST: usize = 4096;
+        text.len() <= LONGEST && matches_from(&self.segments, text)
+    }
+}
+
+/// Whether `text` is a rendering of `segments`. A placeholder takes at most 20 characters, so a
+/// template with `k` adjacent placeholders costs at most 20^k steps (a scenario has few).
+fn matches_from(segments: &[Segment], text: &str) -> bool {
+    let Some((first, rest)) = segments.split_first() else {
+        return text.is_empty();
+    };
+    if let Segment::Literal(literal) = first {
+        return text
+            .strip_prefix(literal.as_str())
+            .is_some_and(|after| matches_from(rest, after));
+    }
+    let bytes = text.as_bytes();
+    let sign = usize::from(matches!(first, Segment::Random { .. }) && bytes.first() == Some(&b'-'));
+    let digits = bytes[sign..]
+        .iter()
+        .take(20)
+        .take_while(|b| match first {
+            Segment::RunId => matches!(b, b'0'..=b'9' | b'a'..=b'f'),
+            _ => b.is_ascii_digit(),
+        })
+        .count();
+    (1..=digits).rev().any(|n| {
+        let (value, after) = text.split_at(sign + n);
+        renders(first, value) && matches_from(rest, after)
+    })
+}
+
+/// Whether `value` (a sign and digits) is a value `placeholder` renders, written as it renders
+/// it (no leading zeros, no `-0`).
+fn renders(placeholder: &Segment, value: &str) -> bool {
+    let canonical = |digits: &str| digits == "0" || !digits.starts_with('0');
+    match placeholder {
+        Segment::Literal(literal) => literal == value,
+        Segment::RunId => value.len() == 16,
+        Segment::Seq => canonical(value) && value.parse::<u64>().is_ok(),
+        Segment::Random { low, high } => {
+            canonical(value.trim_start_matches('-'))
+                && value != "-0"
+                && value
+                    .parse::<i64>()
+                    .is_ok_and(|n| (*low..=*high).contains(&n))
+        }
+    }
 }
 
 fn parse_placeholder(inner: &str, position: usize) -> Result<Segment, TemplateError> {
@@ -185,6 +241,35 @@ mod tests {
             "{{random:a..b}}",
         ] {
             assert!(Template::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn renderings_match_their_template_and_nothing_else() {
+        let matches = |template: &str, text: &str| {
+            Template::parse(template).is_ok_and(|t| t.matches_rendering(text))
+        };
+        for seq in [0, 7, 123_456] {
+            let text = render("/u/{{random:-5..900000000}}/{{seq}}-{{run_id}}.json", seq);
+            assert!(
+                matches("/u/{{random:-5..900000000}}/{{seq}}-{{run_id}}.json", &text),
+                "{text}"
+            );
+        }
+        assert!(matches("/api/users/{{random:1..3}}", "/api/users/3"));
+        assert!(matches("/api/users/{{seq}}{{seq}}", "/api/users/12"));
+        assert!(matches("/health", "/health"));
+        for (template, text) in [
+            ("/api/users/{{random:1..3}}", "/api/users/4"),
+            ("/api/users/{{random:1..3}}", "/api/users/01"),
+            ("/api/users/{{random:1..3}}", "/api/users/{user_id}"),
+            ("/api/users/{{random:1..3}}", "/api/users/2/x"),
+            ("/api/users/{{random:-3..3}}", "/api/users/-0"),
+            ("/api/users/{{seq}}", "/api/users/"),
+            ("/r/{{run_id}}", "/r/0123456789ABCDEF"),
+            ("/health", "/healthz"),
+        ] {
+            assert!(!matches(template, text), "{template} {text}");
         }
     }
 

@@ -18,6 +18,8 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use crate::report::fold::PathFolder;
+
 pub use line::{
     ALIASES, EXCERPT_CHARS, FIELDS, LineIssue, LogLine, MAX_VALUE_BYTES, RequestKey, excerpt,
 };
@@ -35,6 +37,20 @@ pub const DEFAULT_MAX_BYTES: usize = 8 * 1024 * 1024;
 
 /// Bytes kept of one line by default; the rest of an overlong line is discarded.
 pub const DEFAULT_MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// Distinct (method, path, status) keys counted for a run: paths its templates rendered are
+/// folded into the template, so only a service that logs paths the run never sent gets near.
+/// Past the cap the counts are incomplete, and [`LogBuffer::run_request_lines`] says so.
+pub const MAX_RUN_KEYS: usize = 10_000;
+
+/// The load run whose request lines a buffer counts as they arrive.
+#[derive(Debug, Clone)]
+pub struct CountedRun {
+    /// Its trace-id prefix (the run id).
+    pub prefix: String,
+    /// Its path templates, under which the concrete paths they rendered are counted.
+    pub paths: PathFolder,
+}
 
 /// Why log lines could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -69,10 +85,10 @@ pub struct LogLimits {
     pub max_bytes: usize,
     /// Bytes kept of one line, before it is parsed; the rest of a longer line is discarded.
     pub max_line_bytes: usize,
-    /// The trace-id prefix of a load run whose request lines are counted as they arrive, so
-    /// that they can be accounted for however many lines the limits drop
-    /// ([`LogBuffer::run_request_lines`]; [`LogBuffer::count_run`] sets it later).
-    pub count_run: Option<String>,
+    /// The load run whose request lines are counted as they arrive, so that they can be
+    /// accounted for however many lines the limits drop ([`LogBuffer::run_request_lines`];
+    /// [`LogBuffer::count_run`] sets it later).
+    pub count_run: Option<CountedRun>,
 }
 
 impl Default for LogLimits {
@@ -93,10 +109,12 @@ struct Inner {
     bytes: usize,
     total: u64,
     dropped: u64,
-    /// The trace-id prefix of the run whose request lines are counted on arrival.
-    count_run: Option<String>,
+    /// The run whose request lines are counted on arrival.
+    count_run: Option<CountedRun>,
     /// Request lines of the `count_run` run, per key, kept or dropped.
     run_requests: BTreeMap<RequestKey, u64>,
+    /// Request lines of the run not counted per key: [`MAX_RUN_KEYS`] was reached.
+    run_uncounted: u64,
     /// The sum of `run_requests`.
     run_total: u64,
     /// Whether any line carried a `trace_id` since `count_run` was set: without them no line
@@ -110,18 +128,32 @@ struct Inner {
 impl Inner {
     /// Counts `line` if it is a request line of the counted run.
     fn count(&mut self, line: &LogLine) {
-        let Some(prefix) = &self.count_run else {
+        let Some(run) = &self.count_run else {
             return;
         };
         let Some(trace_id) = line.str_field("trace_id") else {
             return;
         };
         self.saw_trace_ids = true;
-        if trace_id.starts_with(prefix.as_str())
-            && let Some(key) = line.request_key()
-        {
-            *self.run_requests.entry(key).or_default() += 1;
-            self.run_total += 1;
+        if !trace_id.starts_with(run.prefix.as_str()) {
+            return;
+        }
+        let Some((method, path, status)) = line.request_key() else {
+            return;
+        };
+        self.run_total += 1;
+        let path = match run.paths.fold(&method, &path) {
+            Some(template) => template.to_owned(),
+            None => path,
+        };
+        let key = (method, path, status);
+        let room = self.run_requests.len() < MAX_RUN_KEYS;
+        match self.run_requests.get_mut(&key) {
+            Some(count) => *count += 1,
+            None if room => {
+                self.run_requests.insert(key, 1);
+            }
+            None => self.run_uncounted += 1,
         }
     }
 
@@ -182,18 +214,18 @@ impl LogBuffer {
         &self.limits
     }
 
-    /// Counts the request lines of the run whose trace ids start with `prefix` from now on
-    /// ([`LogBuffer::run_request_lines`]): call it before the run sends its first request.
-    /// `obsctl verify` learns the prefix only after the service it captures has started.
-    pub fn count_run(&self, prefix: impl Into<String>) {
-        let prefix = prefix.into();
+    /// Counts the request lines of `run` from now on ([`LogBuffer::run_request_lines`]): call
+    /// it before the run sends its first request. `obsctl verify` learns the run only after the
+    /// service it captures has started.
+    pub fn count_run(&self, run: CountedRun) {
         let mut inner = self.lock();
-        if inner.count_run.as_deref() != Some(prefix.as_str()) {
-            inner.count_run = Some(prefix);
+        if inner.count_run.as_ref().map(|r| r.prefix.as_str()) != Some(run.prefix.as_str()) {
             inner.run_requests.clear();
             inner.run_total = 0;
+            inner.run_uncounted = 0;
             inner.saw_trace_ids = false;
         }
+        inner.count_run = Some(run);
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -248,10 +280,12 @@ impl LogBuffer {
 
     /// The request lines of the run whose trace ids start with `prefix`, counted as they
     /// arrived (kept or dropped since): `None` unless the buffer was told to count that run
-    /// ([`LogLimits::count_run`], [`LogBuffer::count_run`]) and saw lines with trace ids.
+    /// ([`LogLimits::count_run`], [`LogBuffer::count_run`]), saw lines with trace ids, and
+    /// could count every one of them per key ([`MAX_RUN_KEYS`]).
     pub fn run_request_lines(&self, prefix: &str) -> Option<BTreeMap<RequestKey, u64>> {
         let inner = self.lock();
-        (inner.count_run.as_deref() == Some(prefix) && inner.saw_trace_ids)
+        let counted = inner.count_run.as_ref().map(|r| r.prefix.as_str()) == Some(prefix);
+        (counted && inner.saw_trace_ids && inner.run_uncounted == 0)
             .then(|| inner.run_requests.clone())
     }
 

@@ -15,10 +15,12 @@ use crate::check::model::Level;
 use crate::check::policy::Policy;
 use crate::check::report::CheckReport;
 use crate::load::{LoadConfig, Overrides};
+use crate::report::fold::PathFolder;
 use crate::scenario::Scenario;
 use crate::sources::auth::{Auth, Credentials, Endpoint};
 use crate::sources::exposition::Exposition;
 use crate::sources::http::HttpClient;
+use crate::sources::logs::CountedRun;
 use crate::sources::otlp::{OtlpOptions, OtlpReceiver};
 use crate::sources::prometheus::Prometheus;
 use crate::sources::prometheus_server::{
@@ -233,7 +235,10 @@ pub async fn run(
     // The run's request lines are counted as they arrive, so that accounting holds however
     // many lines the log budget drops.
     if let Some(service) = &service {
-        service.stdout.buffer.count_run(config.run_id.to_string());
+        service.stdout.buffer.count_run(CountedRun {
+            prefix: config.run_id.to_string(),
+            paths: PathFolder::new(config.path_templates()),
+        });
     }
     // The run's traces are linked per trace as their spans arrive.
     receiver.follow_run(&config.run_id.to_string());

@@ -7,8 +7,9 @@ use std::time::Duration;
 use obsctl::check::context::{CheckContext, LogInput};
 use obsctl::check::model::Status;
 use obsctl::report::RunReport;
+use obsctl::report::fold::PathFolder;
 use obsctl::sources::exposition::{self, Exposition};
-use obsctl::sources::logs::{LogBuffer, LogLimits};
+use obsctl::sources::logs::{CountedRun, LogBuffer, LogLimits};
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -47,7 +48,8 @@ fn run_report(sent: &[Sent]) -> RunReport {
         .map(|(method, path, status, count)| {
             json!({
                 "method": method, "path": path, "name": format!("{method} {path}"),
-                "status": status, "error": null, "count": count
+                "status": status, "error": null, "count": count,
+                "examples": crate::helpers::example_paths(path)
             })
         })
         .collect();
@@ -64,7 +66,7 @@ fn run_report(sent: &[Sent]) -> RunReport {
         "p99": 6.0, "p99_9": 6.0, "max": 6.0
     });
     let report = json!({
-        "schema_version": 1,
+        "schema_version": 2,
         "run_id": RUN_ID,
         "trace_id_prefix": RUN_ID,
         "seq_count": total,
@@ -89,6 +91,8 @@ fn run_report(sent: &[Sent]) -> RunReport {
             "latency_ms": latency
         },
         "by_name": [],
+        "histograms": null,
+        "timeline": [],
         "thresholds": [],
         "passed": true
     });
@@ -219,6 +223,72 @@ async fn a_raw_path_backend_with_exact_counts_passes_accounting() {
     assert_eq!(result(&report, "metrics-cardinality").status, Status::Warn);
 }
 
+/// The fixture run as a version 2 report counts it: per path template, whatever ids were sent.
+const SENT_TEMPLATES: &[Sent<'static>] = &[
+    ("GET", "/api/users/{{random:1..2}}", 200, 5),
+    ("GET", "/api/users/{{random:900000000..999999999}}", 404, 2),
+    ("POST", "/api/users", 201, 4),
+];
+
+fn template_context(target: &FakeServer) -> CheckContext {
+    let mut ctx = target_context(&target.url());
+    ctx.run = Some(run_report(SENT_TEMPLATES));
+    ctx.baseline = Some(parsed(&exposition_of(&[("GET", "/metrics", 200, 1)])));
+    ctx.exclusive = true;
+    ctx
+}
+
+#[tokio::test]
+async fn a_template_report_accounts_for_raw_and_templated_path_labels_alike() {
+    let raw: &[Series] = &[
+        ("GET", "/api/users/1", 200, 3),
+        ("GET", "/api/users/2", 200, 2),
+        ("GET", "/api/users/912345678", 404, 1),
+        ("GET", "/api/users/987654321", 404, 1),
+        ("POST", "/api/users", 201, 4),
+        ("GET", "/metrics", 200, 2),
+    ];
+    let templated: &[Series] = &[
+        ("GET", "/api/users/{user_id}", 200, 5),
+        ("GET", "/api/users/{user_id}", 404, 2),
+        ("POST", "/api/users", 201, 4),
+        ("GET", "/metrics", 200, 2),
+    ];
+    for after in [raw, templated] {
+        let target = FakeServer::exposition(&exposition_of(after)).await;
+        let report = run_checks(&template_context(&target)).await;
+        assert_check(
+            &report,
+            "accounting-metrics",
+            Status::Pass,
+            &["every one of 11 answered requests"],
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_raw_path_label_missing_from_a_template_report_fails_naming_the_template() {
+    // One 404 lost, one 200 counted twice: per template, the sums tell both.
+    let after: &[Series] = &[
+        ("GET", "/api/users/1", 200, 4),
+        ("GET", "/api/users/2", 200, 2),
+        ("GET", "/api/users/912345678", 404, 1),
+        ("POST", "/api/users", 201, 4),
+        ("GET", "/metrics", 200, 2),
+    ];
+    let target = FakeServer::exposition(&exposition_of(after)).await;
+    let report = run_checks(&template_context(&target)).await;
+    assert_check(
+        &report,
+        "accounting-metrics",
+        Status::Fail,
+        &[
+            "GET /api/users/{{random:900000000..999999999}} 404: sent 2, seen 1",
+            "GET /api/users/{{random:1..2}} 200: sent 5, seen 6",
+        ],
+    );
+}
+
 #[tokio::test]
 async fn requests_counted_twice_on_an_exclusive_target_fail() {
     let after: &[Series] = &[
@@ -337,7 +407,10 @@ async fn log_lines_missing_for_the_runs_traces_fail() {
 fn capped_log_input(lines: &[String], max_lines: usize, count_run: bool) -> LogInput {
     let buffer = LogBuffer::new(LogLimits {
         max_lines,
-        count_run: count_run.then(|| RUN_ID.to_owned()),
+        count_run: count_run.then(|| CountedRun {
+            prefix: RUN_ID.to_owned(),
+            paths: PathFolder::default(),
+        }),
         ..LogLimits::default()
     });
     for line in lines {

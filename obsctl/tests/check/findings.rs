@@ -126,7 +126,8 @@ fn run_report(requests: &[Req], thresholds: &[Threshold]) -> RunReport {
         .map(|r| {
             json!({
                 "method": r.method, "path": r.path, "name": r.name,
-                "status": r.status, "error": r.error, "count": r.count
+                "status": r.status, "error": r.error, "count": r.count,
+                "examples": crate::helpers::example_paths(r.path)
             })
         })
         .collect();
@@ -138,7 +139,7 @@ fn run_report(requests: &[Req], thresholds: &[Threshold]) -> RunReport {
         .collect();
     let passed = thresholds.iter().all(|t| t["passed"] == json!(true));
     let report = json!({
-        "schema_version": 1,
+        "schema_version": 2,
         "run_id": RUN_ID,
         "trace_id_prefix": RUN_ID,
         "seq_count": sent,
@@ -164,6 +165,8 @@ fn run_report(requests: &[Req], thresholds: &[Threshold]) -> RunReport {
             "errors_by_kind": errors_by_kind, "latency_ms": latency
         },
         "by_name": [],
+        "histograms": null,
+        "timeline": [],
         "thresholds": thresholds,
         "passed": passed
     });

@@ -365,3 +365,23 @@ pub fn schema_violations(schema: &str, instance: &serde_json::Value) -> Vec<Stri
         .map(|e| format!("{e} at {}", e.instance_path()))
         .collect()
 }
+
+/// The example concrete paths a run report v2 lists for `path`: up to five renderings of its
+/// first `{{random:LO..HI}}` placeholder (LO, LO + 1, ...), none for a constant path.
+pub fn example_paths(path: &str) -> Vec<String> {
+    let Some((before, rest)) = path.split_once("{{random:") else {
+        return Vec::new();
+    };
+    let Some((range, after)) = rest.split_once("}}") else {
+        return Vec::new();
+    };
+    let bounds = range
+        .split_once("..")
+        .and_then(|(lo, hi)| Some((lo.parse::<i64>().ok()?, hi.parse::<i64>().ok()?)));
+    let Some((lo, hi)) = bounds else {
+        return Vec::new();
+    };
+    (lo..=hi.min(lo + 4))
+        .map(|n| format!("{before}{n}{after}"))
+        .collect()
+}

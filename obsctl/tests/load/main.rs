@@ -8,6 +8,7 @@ mod headers;
 mod helpers;
 mod messages;
 mod report_schema;
+mod report_v2;
 mod scenario_errors;
 mod stdout;
 mod thresholds;

@@ -6,7 +6,8 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use obsctl::sources::logs::{LogBuffer, LogLimits, read_into};
+use obsctl::report::fold::PathFolder;
+use obsctl::sources::logs::{CountedRun, LogBuffer, LogLimits, read_into};
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, ReadBuf};
 
@@ -47,7 +48,10 @@ fn budget(max_bytes: usize, count_run: bool) -> LogLimits {
     LogLimits {
         max_bytes,
         max_lines: usize::MAX,
-        count_run: count_run.then(|| RUN.to_owned()),
+        count_run: count_run.then(|| CountedRun {
+            prefix: RUN.to_owned(),
+            paths: PathFolder::default(),
+        }),
         ..LogLimits::default()
     }
 }
@@ -110,7 +114,10 @@ fn the_runs_request_lines_are_counted_exactly_past_the_budget() {
     let later = LogBuffer::new(budget(64 * 1024, false));
     later.push(r#"{"message":"started","trace_id":null}"#);
     assert_eq!(later.run_request_lines(RUN), None);
-    later.count_run(RUN);
+    later.count_run(CountedRun {
+        prefix: RUN.to_owned(),
+        paths: PathFolder::default(),
+    });
     for i in 0..n {
         later.push(request_line(i));
     }
