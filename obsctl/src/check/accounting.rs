@@ -575,16 +575,21 @@ struct RunSpans {
 
 impl RunSpans {
     fn of(run: &RunTraces<'_>) -> Self {
-        let mut seen = Self::default();
-        for trace in run.traces() {
-            seen.traces += 1;
-            if trace.spans.iter().any(|s| s.shape.kind == SpanKind::Server) {
-                seen.with_server += 1;
-                continue;
-            }
-            for span in trace.spans.iter().filter(|s| s.parent_span_id.is_some()) {
-                seen.kinds
-                    .insert(format!("{:?}", span.shape.kind).to_uppercase());
+        let mut seen = Self {
+            traces: run.trace_count(),
+            with_server: run.with_server_count(),
+            kinds: BTreeSet::new(),
+        };
+        if seen.with_server < seen.traces {
+            // The kinds of the traces without one, among those still kept whole.
+            let without = run
+                .traces()
+                .filter(|t| !t.spans.iter().any(|s| s.shape.kind == SpanKind::Server));
+            for trace in without {
+                for span in trace.spans.iter().filter(|s| s.parent_span_id.is_some()) {
+                    seen.kinds
+                        .insert(format!("{:?}", span.shape.kind).to_uppercase());
+                }
             }
         }
         seen

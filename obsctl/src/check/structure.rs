@@ -16,6 +16,8 @@ use crate::sources::span_store::{RunTrace, RunTraces};
 #[derive(Debug, Default)]
 struct Trees {
     traces: u64,
+    /// Traces of the run with a span, the ones no longer kept whole included.
+    of_run: u64,
     spans: u64,
     roots_not_server: Tallied,
     several_roots: Tallied,
@@ -26,7 +28,10 @@ struct Trees {
 
 impl Trees {
     fn of(run: &RunTraces<'_>, service: &str) -> Self {
-        let mut trees = Self::default();
+        let mut trees = Self {
+            of_run: run.trace_count(),
+            ..Self::default()
+        };
         for trace in run.traces() {
             trees.add(&trace, service);
         }
@@ -161,6 +166,13 @@ pub async fn traces_structure(ctx: &CheckContext) -> Outcome {
     );
     if dropped > 0 {
         return outcome.evidence(dropped_notice(dropped));
+    }
+    if trees.of_run > total {
+        return outcome.evidence(format!(
+            "the newest {total} of the run's {} traces judged: obsctl keeps the spans of the \
+             newest requests only (accounting-traces counts every one)",
+            trees.of_run
+        ));
     }
     outcome
 }

@@ -2,9 +2,10 @@
 //!
 //! - every span, counted by its [`SpanShape`] (service, kind, name, error, HTTP fields): what
 //!   the checks judge of span contents, in memory that grows with distinct shapes, not spans;
-//! - for the run being followed ([`SpanStore::follow_run`]), the links of each of its traces
-//!   (span id, parent id, shape: 24 bytes a span, 4 a trace), so that every request's tree, its
-//!   SERVER span and its ids can be judged;
+//! - for the run being followed ([`SpanStore::follow_run`]), per request whether its trace has
+//!   a span and a SERVER span (8 bytes a request: accounting stays exact however long the run),
+//!   and the links of the newest traces (span id, parent id, shape: 24 bytes a span, the newest
+//!   3 MiB), so that the trees, SERVER spans and ids of those requests can be judged;
 //! - optionally, every span as a [`ReceivedSpan`] record ([`SpanRecords`]), for tests and tools
 //!   that read spans one by one.
 //!
@@ -12,7 +13,7 @@
 //! kept. A span that would take the store past its budget or span cap is dropped whole (it is in
 //! none of the three) and counted. [`SpanSnapshot`] freezes what the checks judge.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::mem::size_of;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -173,8 +174,9 @@ impl SpanStore {
             })
             .collect();
         for (seq, span_id, parent, shape) in earlier {
+            let server = shape.kind == SpanKind::Server;
             let shape = self.shape_index(shape, 0);
-            run.add(seq, span_id, parent, shape);
+            run.add(seq, span_id, parent, shape, server);
         }
         let released = self.run.replace(run).map_or(0, |old| old.bytes);
         self.used = self.used.saturating_sub(released) + self.run.as_ref().map_or(0, |r| r.bytes);
@@ -273,6 +275,7 @@ impl SpanStore {
             error: span.status_code == 2,
             http,
         };
+        let server = shape.kind == SpanKind::Server;
         let shape = self.shape_index(shape, 1);
         let trace_id = TraceId::from_bytes(span.trace_id).unwrap_or(TraceId::ZERO);
         let span_id = SpanId::from_bytes(span.span_id).unwrap_or(SpanId::ZERO);
@@ -280,7 +283,9 @@ impl SpanStore {
         if let Some(run) = &mut self.run
             && let Some(seq) = run.seq(&trace_id)
         {
-            self.used += run.add(seq, span_id, parent, shape);
+            let before = run.bytes;
+            run.add(seq, span_id, parent, shape, server);
+            self.used = self.used.saturating_sub(before) + run.bytes;
         }
         if let Some(resource) = &batch.resource {
             let record = ReceivedSpan {
@@ -395,12 +400,19 @@ const NO_LINK: u32 = u32::MAX;
 /// Links per allocation: 96 KiB, so that growing never copies the links already kept.
 const LINKS_PER_CHUNK: usize = 4096;
 
+/// Chunks of links kept (3 MiB, about 131,000 spans: the newest 30,000 requests or more of a
+/// service that sends up to 4 spans a request, as many as the log buffer keeps request lines).
+/// Older chunks are released: their traces are no longer judged whole, but each trace's
+/// counters ([`RunIndex::traces`], [`RunIndex::with_server`]) stay exact, so memory stops
+/// growing with the run while accounting stays exact.
+const WINDOW_CHUNKS: usize = 32;
+
 /// How far past the highest request number a trace may be and still get a slot of the dense
 /// table; the rest (not requests of the run, in practice) go to a map.
 const DENSE_SLACK: u64 = 1 << 16;
 
 /// Bytes charged per trace in the sparse map.
-const FAR_ENTRY_BYTES: usize = 32;
+const FAR_ENTRY_BYTES: usize = 40;
 
 /// One span of the followed run: enough to rebuild its trace's tree.
 #[derive(Debug, Clone, Copy)]
@@ -414,21 +426,39 @@ struct Link {
     shape: u32,
 }
 
+/// One request's trace: its latest link, and what its spans were.
+#[derive(Debug, Clone, Copy)]
+struct Head {
+    link: u32,
+    /// A SERVER span arrived.
+    server: bool,
+}
+
+const NO_HEAD: Head = Head {
+    link: NO_LINK,
+    server: false,
+};
+
 /// The spans of the traces one run started, linked per trace. The run's trace ids are its run id
-/// followed by the request's number, so a trace's latest span is found by that number.
+/// followed by the request's number, so a trace's latest span is found by that number. Only the
+/// newest [`WINDOW_CHUNKS`] chunks of links are kept.
 #[derive(Debug)]
 struct RunIndex {
     /// The run id, 16 lowercase hex digits.
     prefix: String,
     run: [u8; 8],
     /// Per request number: its trace's latest link.
-    heads: Vec<u32>,
+    heads: Vec<Head>,
     /// Request numbers far past the others.
-    far: HashMap<u64, u32>,
-    links: Vec<Vec<Link>>,
+    far: HashMap<u64, Head>,
+    /// The chunks of links kept, oldest first; the first is chunk number `first_chunk`.
+    links: VecDeque<Vec<Link>>,
+    first_chunk: usize,
     len: u32,
     /// Traces with at least one span.
     traces: u64,
+    /// Traces with a SERVER span.
+    with_server: u64,
     /// Approximate bytes held.
     bytes: usize,
 }
@@ -444,9 +474,11 @@ impl RunIndex {
             run: *run.as_bytes(),
             heads: Vec::new(),
             far: HashMap::new(),
-            links: Vec::new(),
+            links: VecDeque::new(),
+            first_chunk: 0,
             len: 0,
             traces: 0,
+            with_server: 0,
             bytes: 0,
         })
     }
@@ -458,26 +490,38 @@ impl RunIndex {
         (run == self.run).then(|| u64::from_be_bytes(seq))
     }
 
-    /// Adds a span of request `seq`'s trace; returns the bytes newly held.
-    fn add(&mut self, seq: u64, span_id: SpanId, parent: Option<SpanId>, shape: u32) -> usize {
+    /// The index of the oldest link kept.
+    fn base(&self) -> usize {
+        self.first_chunk * LINKS_PER_CHUNK
+    }
+
+    /// Adds a span of request `seq`'s trace (`server` when it is a SERVER span).
+    fn add(&mut self, seq: u64, span_id: SpanId, parent: Option<SpanId>, shape: u32, server: bool) {
         if self.len == NO_LINK {
-            return 0;
+            return;
         }
-        let before = self.bytes;
         let index = self.len;
-        let prev = self.set_head(seq, index);
-        if prev == NO_LINK {
-            self.traces += 1;
-        }
+        let Some(head) = self.head_mut(seq) else {
+            return;
+        };
+        let prev = std::mem::replace(&mut head.link, index);
+        let first_server = server && !head.server;
+        head.server |= server;
+        self.traces += u64::from(prev == NO_LINK);
+        self.with_server += u64::from(first_server);
         if self
             .links
-            .last()
+            .back()
             .is_none_or(|chunk| chunk.len() == LINKS_PER_CHUNK)
         {
-            self.links.push(Vec::with_capacity(LINKS_PER_CHUNK));
+            if self.links.len() == WINDOW_CHUNKS && self.links.pop_front().is_some() {
+                self.first_chunk += 1;
+                self.bytes -= LINKS_PER_CHUNK * size_of::<Link>();
+            }
+            self.links.push_back(Vec::with_capacity(LINKS_PER_CHUNK));
             self.bytes += LINKS_PER_CHUNK * size_of::<Link>();
         }
-        if let Some(chunk) = self.links.last_mut() {
+        if let Some(chunk) = self.links.back_mut() {
             chunk.push(Link {
                 span_id: *span_id.as_bytes(),
                 parent: *parent.unwrap_or(SpanId::ZERO).as_bytes(),
@@ -486,70 +530,68 @@ impl RunIndex {
             });
         }
         self.len += 1;
-        self.bytes - before
     }
 
-    /// Makes `index` the latest link of request `seq`'s trace; returns the previous one.
-    fn set_head(&mut self, seq: u64, index: u32) -> u32 {
+    /// The head of request `seq`'s trace, made if needed.
+    fn head_mut(&mut self, seq: u64) -> Option<&mut Head> {
         let dense = self.heads.len() as u64;
         if !self.far.contains_key(&seq) && seq < dense + DENSE_SLACK {
-            let Ok(slot) = usize::try_from(seq) else {
-                return NO_LINK;
-            };
+            let slot = usize::try_from(seq).ok()?;
             if seq >= dense {
-                self.heads.resize(slot + 1, NO_LINK);
-                self.bytes += (slot + 1 - dense as usize) * size_of::<u32>();
+                self.heads.resize(slot + 1, NO_HEAD);
+                self.bytes += (slot + 1 - dense as usize) * size_of::<Head>();
             }
-            return std::mem::replace(&mut self.heads[slot], index);
+            return self.heads.get_mut(slot);
         }
-        let head = self.far.entry(seq).or_insert_with(|| {
+        if !self.far.contains_key(&seq) {
             self.bytes += FAR_ENTRY_BYTES;
-            NO_LINK
-        });
-        std::mem::replace(head, index)
+        }
+        Some(self.far.entry(seq).or_insert(NO_HEAD))
     }
 
     fn head(&self, seq: u64) -> u32 {
         if let Some(head) = self.far.get(&seq) {
-            return *head;
+            return head.link;
         }
         usize::try_from(seq)
             .ok()
             .and_then(|i| self.heads.get(i))
-            .copied()
-            .unwrap_or(NO_LINK)
+            .map_or(NO_LINK, |h| h.link)
     }
 
+    /// The link at `index`, unless it was never added or is no longer kept.
     fn link(&self, index: u32) -> Option<&Link> {
-        let index = index as usize;
+        let index = (index as usize).checked_sub(self.base())?;
         self.links
             .get(index / LINKS_PER_CHUNK)?
             .get(index % LINKS_PER_CHUNK)
     }
 
-    /// The links of the trace whose latest link is `head`, below `upto`, oldest first.
-    fn chain(&self, head: u32, upto: u32) -> Vec<Link> {
+    /// The links of the trace whose latest link is `head`, below `upto`, oldest first; `None`
+    /// when some of them are no longer kept (a partial trace is not judged).
+    fn chain(&self, head: u32, upto: u32) -> Option<Vec<Link>> {
         let mut out = Vec::new();
         let mut next = head;
-        while let Some(link) = self.link(next) {
+        while next != NO_LINK {
+            let link = self.link(next)?;
             if next < upto {
                 out.push(*link);
             }
             next = link.prev;
         }
         out.reverse();
-        out
+        Some(out)
     }
 
     /// Every request number with a span, dense ones in order, then the far ones in order.
     fn seqs(&self) -> impl Iterator<Item = (u64, u32)> + '_ {
-        let mut far: Vec<(u64, u32)> = self.far.iter().map(|(s, h)| (*s, *h)).collect();
+        let mut far: Vec<(u64, u32)> = self.far.iter().map(|(s, h)| (*s, h.link)).collect();
         far.sort_unstable();
         self.heads
             .iter()
             .enumerate()
-            .filter(|(_, head)| **head != NO_LINK)
-            .map(|(seq, head)| (seq as u64, *head))
+            .filter(|(_, head)| head.link != NO_LINK)
+            .map(|(seq, head)| (seq as u64, head.link))
             .chain(far)
     }
 }
@@ -587,7 +629,19 @@ impl<'a> RunTraces<'a> {
         &self.index.prefix
     }
 
-    /// Every trace of the run with a span, in order of request number.
+    /// Traces of the run with at least one span, whether their links are still kept or not.
+    pub fn trace_count(&self) -> u64 {
+        self.index.traces
+    }
+
+    /// Traces of the run with a SERVER span, whether their links are still kept or not.
+    pub fn with_server_count(&self) -> u64 {
+        self.index.with_server
+    }
+
+    /// Every trace of the run whose spans are all still kept (the newest ones), in order of
+    /// request number. Fewer than [`RunTraces::trace_count`] once the run's links
+    /// outgrew the window (about the newest 30,000 requests).
     pub fn traces(&self) -> impl Iterator<Item = RunTrace<'a>> + '_ {
         self.index
             .seqs()
@@ -605,7 +659,7 @@ impl<'a> RunTraces<'a> {
     fn trace_at(&self, seq: u64, head: u32) -> Option<RunTrace<'a>> {
         let spans: Vec<TraceSpan<'a>> = self
             .index
-            .chain(head, self.upto)
+            .chain(head, self.upto)?
             .into_iter()
             .filter_map(|link| {
                 Some(TraceSpan {
@@ -819,6 +873,50 @@ mod tests {
         let now = SpanSnapshot::take(&store)
             .with_run(|run| run.traces().map(|t| t.spans.len()).sum::<usize>());
         assert_eq!(now, Some(5));
+    }
+
+    #[test]
+    fn a_long_run_keeps_exact_trace_counts_and_the_links_of_its_newest_traces_only() {
+        let store = Arc::new(Mutex::new(SpanStore::new(limits(
+            SpanRecords::None,
+            1 << 30,
+        ))));
+        assert!(lock(&store).follow_run(RUN));
+        // Two spans a request (a SERVER span and its child), except every 10th request, whose
+        // SERVER span never arrives: far more links than the window holds.
+        let requests = ((WINDOW_CHUNKS * LINKS_PER_CHUNK) as u64).div_ceil(1_000) * 1_000;
+        let mut peak = 0;
+        for first in (0..requests).step_by(1_000) {
+            let spans = (first..first + 1_000)
+                .flat_map(|seq| {
+                    let server = (seq % 10 != 0).then(|| span(seq, 1, 0, 2));
+                    server.into_iter().chain([span(seq, 2, 1, 3)])
+                })
+                .collect();
+            lock(&store).ingest(&encoded(spans)).expect("well-formed");
+            peak = peak.max(lock(&store).stored_bytes());
+        }
+        let (traces, with_server, whole, newest) = SpanSnapshot::take(&store)
+            .with_run(|run| {
+                let whole: Vec<RunTrace<'_>> = run.traces().collect();
+                let newest = run.trace(&format!("{RUN}{:016x}", requests - 1)).is_some();
+                let oldest = run.trace(&format!("{RUN}{:016x}", 1)).is_some();
+                assert!(!oldest, "the oldest traces are released");
+                (
+                    run.trace_count(),
+                    run.with_server_count(),
+                    whole.len() as u64,
+                    newest,
+                )
+            })
+            .expect("the store follows the run");
+        assert_eq!((traces, with_server), (requests, requests - requests / 10));
+        assert!(newest);
+        assert!(whole > 10_000 && whole < requests, "{whole} whole traces");
+        // The window and 8 bytes per request, never the links of every span.
+        let links = WINDOW_CHUNKS * LINKS_PER_CHUNK * size_of::<Link>();
+        let heads = requests as usize * size_of::<Head>();
+        assert!(peak <= links + heads + (1 << 16), "{peak} bytes held");
     }
 
     #[test]
