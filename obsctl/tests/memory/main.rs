@@ -1,7 +1,8 @@
-//! Memory bounds of the real `obsctl check`, measured from outside: a 16 MB `/metrics` of
-//! short labelled samples, 900,000 copies of one series, and bodies over the read limit, each
-//! served from 127.0.0.1:0 to the built binary, whose peak resident memory is read from
-//! `/proc/<pid>/status` (VmHWM) while it runs and bounded by `getrusage(RUSAGE_CHILDREN)` after.
+//! Memory bounds of the real `obsctl check` and `obsctl verify`, measured from outside: a 16 MB
+//! `/metrics` of short labelled samples, 900,000 copies of one series, and bodies over the read
+//! limit, each served from 127.0.0.1:0 to the built binary; and a verify of the reference backend
+//! at twice the duration. Peak resident memory is read from `/proc/<pid>/status` (VmHWM) while
+//! obsctl runs, and bounded by `getrusage(RUSAGE_CHILDREN)` after.
 //!
 //! A test binary of its own, its runs one at a time: nothing else shares the process or the
 //! CPU while a peak is measured.
@@ -49,10 +50,50 @@ impl Run {
 /// few milliseconds. The timeout is generous: an unoptimised build parses 16 MB in about 1.5 s,
 /// and the measurement needs the check to finish, not to be cut off.
 async fn check_against(server: &BodyServer) -> Run {
+    let url = server.url();
+    let args = [
+        "check",
+        "--target",
+        &url,
+        "--timeout",
+        "10s",
+        "--format",
+        "json",
+    ];
+    let measured = measure(&args, Duration::from_secs(60)).await;
+    let report: Value = serde_json::from_slice(&measured.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{}: not a JSON report ({e}): {:?}",
+            measured.status, measured.stdout
+        )
+    });
+    let all_children = all_children_peak_kib();
+    assert!(
+        all_children < PEAK_LIMIT_KIB,
+        "an obsctl run of this binary peaked at {all_children} KiB"
+    );
+    Run {
+        report,
+        peak_kib: measured.peak_kib,
+        elapsed: measured.elapsed,
+    }
+}
+
+/// What one obsctl process did, and its peak memory.
+struct Measured {
+    status: std::process::ExitStatus,
+    stdout: Vec<u8>,
+    /// Peak resident memory seen while it ran (VmHWM), KiB.
+    peak_kib: u64,
+    elapsed: Duration,
+}
+
+/// Runs obsctl with `args`, sampling its peak resident memory every few milliseconds; fails
+/// when it runs longer than `limit`.
+async fn measure(args: &[&str], limit: Duration) -> Measured {
     let started = Instant::now();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_obsctl"))
-        .args(["check", "--target", &server.url(), "--timeout", "10s"])
-        .args(["--format", "json"])
+        .args(args)
         .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -70,20 +111,14 @@ async fn check_against(server: &BodyServer) -> Run {
         peak_kib = peak_kib.max(vm_hwm_kib(pid).unwrap_or(0));
         match tokio::time::timeout(Duration::from_millis(2), child.wait()).await {
             Ok(status) => break status.expect("obsctl is waited for"),
-            Err(_) if started.elapsed() > Duration::from_secs(60) => panic!("obsctl hangs"),
+            Err(_) if started.elapsed() > limit => panic!("obsctl {args:?} hangs"),
             Err(_) => {}
         }
     };
-    let out = reader.await.expect("reader joins").expect("stdout reads");
-    let report: Value = serde_json::from_slice(&out)
-        .unwrap_or_else(|e| panic!("{status}: not a JSON report ({e}): {out:?}"));
-    let all_children = all_children_peak_kib();
-    assert!(
-        all_children < PEAK_LIMIT_KIB,
-        "an obsctl run of this binary peaked at {all_children} KiB"
-    );
-    Run {
-        report,
+    let stdout = reader.await.expect("reader joins").expect("stdout reads");
+    Measured {
+        status,
+        stdout,
         peak_kib,
         elapsed: started.elapsed(),
     }
@@ -201,4 +236,56 @@ async fn a_body_over_the_read_limit_is_an_error_naming_the_limit_and_the_url() {
             run.peak_kib
         );
     }
+}
+
+/// `obsctl verify` of the reference backend at `rps` for `duration`, without Prometheus (its
+/// own process, not obsctl's memory).
+async fn verify(rps: &str, duration: &str) -> Measured {
+    let args = [
+        "verify",
+        "--quiet",
+        "--prometheus",
+        "off",
+        "--rps",
+        rps,
+        "--duration",
+        duration,
+    ];
+    let measured = measure(&args, Duration::from_secs(180)).await;
+    let out = String::from_utf8_lossy(&measured.stdout);
+    assert!(
+        measured.status.success(),
+        "verify {duration} failed:\n{out}"
+    );
+    measured
+}
+
+#[tokio::test]
+async fn verify_at_twice_the_duration_peaks_within_a_quarter_of_the_memory() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let backend = std::path::Path::new(env!("CARGO_BIN_EXE_obsctl")).with_file_name("backend");
+    if !backend.is_file() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI builds the backend next to obsctl (cargo test --workspace)"
+        );
+        eprintln!("SKIPPED: no backend binary next to obsctl; run cargo test --workspace");
+        return;
+    }
+    // 1,500 req/s: past the log buffer's and the span window's budgets within 1x (about 20,000
+    // requests), so that 2x shows whether anything else grows with the run.
+    let once = verify("1500", "15s").await;
+    let twice = verify("1500", "30s").await;
+    println!(
+        "verify 1,500 req/s: 15 s peak {} KiB, 30 s peak {} KiB ({:.2}x)",
+        once.peak_kib,
+        twice.peak_kib,
+        twice.peak_kib as f64 / once.peak_kib as f64
+    );
+    assert!(
+        twice.peak_kib * 4 <= once.peak_kib * 5,
+        "15 s peaked at {} KiB, 30 s at {} KiB: memory grows with the run",
+        once.peak_kib,
+        twice.peak_kib
+    );
 }
