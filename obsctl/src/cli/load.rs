@@ -98,6 +98,10 @@ pub struct LoadArgs {
     /// stdout with `-` (the summary then goes to stderr).
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Also write the run as a self-contained HTML page to FILE (`obsctl report html` makes it
+    /// from a saved report).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// No progress display and no notes on stderr; the summary is still printed.
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -110,7 +114,14 @@ pub struct LoadArgs {
 pub async fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
     let config = configure(&args)?;
     if let Some(path) = &args.report {
-        check_writable(path)?;
+        check_writable("--report", path)?;
+    }
+    if let Some(path) = &args.html {
+        anyhow::ensure!(
+            !is_stdout(path),
+            "--html needs a file name (stdout has the summary)"
+        );
+        check_writable("--html", path)?;
     }
     if !args.quiet {
         eprintln!(
@@ -175,7 +186,7 @@ fn scenario(args: &LoadArgs) -> anyhow::Result<Scenario> {
     ))
 }
 
-fn check_writable(path: &Path) -> anyhow::Result<()> {
+fn check_writable(flag: &str, path: &Path) -> anyhow::Result<()> {
     if is_stdout(path) {
         return Ok(());
     }
@@ -185,7 +196,7 @@ fn check_writable(path: &Path) -> anyhow::Result<()> {
     };
     anyhow::ensure!(
         parent.is_dir(),
-        "--report {}: directory {} does not exist",
+        "{flag} {}: directory {} does not exist",
         path.display(),
         parent.display()
     );
@@ -216,6 +227,9 @@ fn write_outputs(args: &LoadArgs, report: &RunReport) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot write the report to {}", path.display()))?;
         }
     }
+    if let Some(path) = &args.html {
+        super::report::write_html(report, path)?;
+    }
     if !report.interrupted
         && let Some(reason) = verdict::no_success(report)
     {
@@ -230,7 +244,8 @@ pub(crate) fn print_summary(report: &RunReport) -> anyhow::Result<()> {
 }
 
 /// Writes `text` to stdout; a closed pipe (`| head`) is not an error.
-fn write_stdout(text: &str) -> std::io::Result<()> {
+/// Writes `text` to stdout; a closed pipe (`| head`) is not an error.
+pub(crate) fn write_stdout(text: &str) -> std::io::Result<()> {
     let mut stdout = std::io::stdout().lock();
     match stdout
         .write_all(text.as_bytes())

@@ -6,6 +6,7 @@ pub mod check;
 pub mod common;
 pub mod docs;
 pub mod load;
+pub mod report;
 pub mod signals;
 pub mod sources;
 pub mod verify;
@@ -50,6 +51,8 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Start the service, an OTLP receiver and Prometheus, replay a scenario, run every check.
     Verify(verify::VerifyArgs),
+    /// Look at and compare run reports: summary, percentile spectrum, HTML page, comparison.
+    Report(report::ReportArgs),
     /// Print the shell completion script for bash, zsh, fish, elvish or powershell.
     Completions(docs::CompletionsArgs),
     /// Print the manual page (roff): `obsctl man | man -l -`.
@@ -68,6 +71,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Load(args) => load::run(args).await,
             Command::Check(args) => check::run(args).await,
             Command::Verify(args) => verify::run(args).await,
+            Command::Report(args) => report::run(args),
             Command::Completions(args) => docs::completions(&args),
             Command::Man => docs::man(),
         }

@@ -7,8 +7,11 @@
 //! and the latency histograms are stored whole ([`histogram`]), so that reports can be merged
 //! and re-analysed exactly.
 
+pub mod compare;
 pub mod fold;
+pub mod hgrm;
 pub mod histogram;
+pub mod html;
 pub mod summary;
 pub mod thresholds;
 pub mod verdict;
