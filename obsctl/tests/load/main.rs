@@ -7,6 +7,7 @@ mod engine;
 mod headers;
 mod helpers;
 mod messages;
+mod report_cli;
 mod report_schema;
 mod report_v2;
 mod scenario_errors;
