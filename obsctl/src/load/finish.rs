@@ -20,6 +20,8 @@ pub(crate) struct Run<'a> {
     pub last_sent: Option<Instant>,
     pub last_end: Option<Instant>,
     pub stopped_at: Option<Instant>,
+    /// Why `abort_on_fail` stopped the run (then `stopped_at` is when).
+    pub aborted: Option<String>,
     pub seq_count: u64,
 }
 
@@ -27,8 +29,7 @@ impl Run<'_> {
     pub fn report(self) -> RunReport {
         let duration_s = self.sending_seconds();
         let overall = self.aggregator.overall(duration_s);
-        let results = thresholds::evaluate(&self.config.scenario.thresholds, &overall);
-        let by_name = self
+        let by_name: Vec<NamedStats> = self
             .config
             .scenario
             .requests
@@ -40,6 +41,9 @@ impl Run<'_> {
                 stats,
             })
             .collect();
+        let scenario = &self.config.scenario;
+        let results =
+            thresholds::evaluate_run(&scenario.thresholds, &overall, &scenario.requests, &by_name);
         let end = self.last_end.unwrap_or(self.start);
         let mut report = RunReport {
             schema_version: SCHEMA_VERSION,
@@ -61,7 +65,8 @@ impl Run<'_> {
             window_start: rfc3339(self.wall_start),
             window_end: rfc3339(self.wall_start + end.saturating_duration_since(self.start)),
             duration_s,
-            interrupted: self.stopped_at.is_some(),
+            interrupted: self.stopped_at.is_some() && self.aborted.is_none(),
+            aborted: self.aborted.clone(),
             requests_sent: overall.count,
             requests_not_started: overall.not_started,
             requests: self.aggregator.counts(&self.config.scenario.requests),
@@ -73,8 +78,9 @@ impl Run<'_> {
             by_name,
         };
         report.timeline = self.timeline(duration_s);
-        // A run in which no request succeeded fails, thresholds or not.
-        report.passed &= verdict::no_success(&report).is_none();
+        // A run in which no request succeeded fails, thresholds or not; so does an aborted one
+        // (its partial statistics may still meet a threshold it could not meet in full).
+        report.passed &= verdict::no_success(&report).is_none() && report.aborted.is_none();
         report
     }
 

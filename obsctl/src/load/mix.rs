@@ -36,6 +36,20 @@ impl Mix {
         Self { cycle }
     }
 
+    /// How many of the first `total` sequence numbers send request `index`.
+    pub fn count_of(&self, index: usize, total: u64) -> u64 {
+        let len = self.cycle.len() as u64;
+        let is = |k: &&u16| usize::from(**k) == index;
+        let per_cycle = self.cycle.iter().filter(is).count() as u64;
+        let rest = self
+            .cycle
+            .iter()
+            .take((total % len) as usize)
+            .filter(is)
+            .count() as u64;
+        total / len * per_cycle + rest
+    }
+
     /// The index of the request that sequence number `seq` sends.
     pub fn pick(&self, seq: u64) -> usize {
         let len = self.cycle.len() as u64;

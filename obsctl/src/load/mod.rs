@@ -30,6 +30,7 @@
 //! # }
 //! ```
 
+mod abort;
 pub mod client;
 pub mod config;
 mod engine;
@@ -135,8 +136,9 @@ pub async fn run(
         .map(|index| shared.factory.template_path(index))
         .collect();
     let aggregator = Aggregator::new(templates, start, config.timeout);
-    let (aggregator, times) =
-        tokio::spawn(collect(samples_rx, aggregator, start, progress)).await?;
+    let abort = abort::AbortWatch::new(&config).map(|watch| (watch, Arc::clone(&stop)));
+    let collector = collect(samples_rx, aggregator, start, progress, abort);
+    let (aggregator, times) = tokio::spawn(collector).await?;
     if let Some(handle) = dispatcher {
         handle.await?;
     }
@@ -149,6 +151,7 @@ pub async fn run(
         last_sent: times.last_sent,
         last_end: times.last_end,
         stopped_at: stop.stopped_at(),
+        aborted: times.aborted,
         seq_count: shared.next_seq.load(std::sync::atomic::Ordering::Relaxed),
     };
     Ok(run.report())
@@ -250,19 +253,22 @@ fn spawn_traffic(
     }
 }
 
-/// When the last request was sent and the last one ended.
+/// When the last request was sent and the last one ended, and why the run was aborted.
 #[derive(Debug, Default)]
 struct Times {
     last_sent: Option<Instant>,
     last_end: Option<Instant>,
+    aborted: Option<String>,
 }
 
-/// Consumes samples until every worker has finished, refreshing the progress display.
+/// Consumes samples until every worker has finished, refreshing the progress display and, with
+/// `abort_on_fail`, stopping the run once a threshold can no longer hold.
 async fn collect(
     mut batches: mpsc::UnboundedReceiver<Batch>,
     mut aggregator: Aggregator,
     start: Instant,
     progress: Progress,
+    abort: Option<(abort::AbortWatch, Arc<StopSignal>)>,
 ) -> (Aggregator, Times) {
     let mut times = Times::default();
     let mut tick = tokio::time::interval(PROGRESS_EVERY);
@@ -278,12 +284,21 @@ async fn collect(
                     aggregator.record(sample);
                 }
             }
-            _ = tick.tick() => progress.update(Snapshot {
-                elapsed: start.elapsed(),
-                sent: aggregator.sent(),
-                errors: aggregator.errors(),
-                p99_ms: aggregator.p99_ms(),
-            }),
+            _ = tick.tick() => {
+                progress.update(Snapshot {
+                    elapsed: start.elapsed(),
+                    sent: aggregator.sent(),
+                    errors: aggregator.errors(),
+                    p99_ms: aggregator.p99_ms(),
+                });
+                if let Some((watch, stop)) = &abort
+                    && times.aborted.is_none()
+                    && let Some(reason) = watch.lost(&aggregator)
+                {
+                    times.aborted = Some(reason);
+                    stop.stop();
+                }
+            }
         }
     }
     progress.finish();

@@ -119,6 +119,19 @@ fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }
 
+/// What a set of requests shows so far ([`Aggregator::so_far`]).
+#[derive(Debug, Clone, Copy)]
+pub struct SoFar<'a> {
+    /// Latencies of the answered requests, microseconds.
+    pub histogram: &'a Histogram<u64>,
+    /// Requests that came due.
+    pub due: u64,
+    /// Requests sent.
+    pub sent: u64,
+    /// Requests in error (not-started included, cancelled excluded).
+    pub errors: u64,
+}
+
 /// Key of one line of the per-outcome counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct CountKey {
@@ -179,6 +192,20 @@ impl Aggregator {
         {
             tally.examples.push(sample.path);
         }
+    }
+
+    /// What the whole run (`None`) or request kind `index` shows so far.
+    pub fn so_far(&self, index: Option<usize>) -> Option<SoFar<'_>> {
+        let bucket = match index {
+            None => &self.overall,
+            Some(i) => self.per_request.get(i)?,
+        };
+        Some(SoFar {
+            histogram: &bucket.histogram,
+            due: bucket.sent + bucket.unreached + bucket.not_started,
+            sent: bucket.sent,
+            errors: bucket.errors,
+        })
     }
 
     /// Requests sent so far (written to an open connection: connect failures are not sent).

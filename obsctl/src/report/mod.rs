@@ -62,6 +62,10 @@ pub struct RunReport {
     pub duration_s: f64,
     /// True when the run was stopped early (Ctrl-C).
     pub interrupted: bool,
+    /// Why the run stopped before its plan ended with `abort_on_fail`: the threshold that could
+    /// no longer hold. Null when it ran to its end (or was interrupted).
+    #[serde(default)]
+    pub aborted: Option<String>,
     /// Requests written to an open connection to the target, whatever their outcome (response,
     /// timeout, I/O error, cancelled). Not counted: requests whose connection could not be
     /// opened (`connect` errors) and requests that never started.
@@ -275,6 +279,10 @@ pub struct ThresholdResult {
     pub observed: Option<f64>,
     /// True when the threshold held.
     pub passed: bool,
+    /// The request name whose statistics it limits (`[requests.thresholds]`), or null for the
+    /// whole run.
+    #[serde(default)]
+    pub request: Option<String>,
 }
 
 impl RunReport {

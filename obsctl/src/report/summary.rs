@@ -30,6 +30,9 @@ pub fn render(report: &RunReport) -> String {
             ""
         },
     );
+    if let Some(reason) = &report.aborted {
+        let _ = writeln!(out, "ABORTED (abort_on_fail): {reason}\n");
+    }
     let rows: Vec<(String, &Stats)> = report
         .by_name
         .iter()
@@ -96,8 +99,12 @@ fn threshold_line(t: &ThresholdResult) -> String {
     let observed = t
         .observed
         .map_or_else(|| "nothing measured".to_owned(), |v| format!("{v}"));
+    let scope = t
+        .request
+        .as_ref()
+        .map_or_else(String::new, |name| format!(" of {name}"));
     format!(
-        "  {verdict}  {:<10} {observed} (limit {op} {})\n",
+        "  {verdict}  {:<10} {observed} (limit {op} {}){scope}\n",
         t.name, t.limit
     )
 }

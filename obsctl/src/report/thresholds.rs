@@ -1,12 +1,34 @@
-//! Judges a run's overall statistics against the scenario's thresholds.
+//! Judges a run's statistics against the scenario's thresholds: the top-level ones against the
+//! whole run, each request's own against that request name's statistics.
 
-use super::{Stats, ThresholdResult};
-use crate::scenario::{Percentile, Thresholds};
+use super::{NamedStats, Stats, ThresholdResult};
+use crate::scenario::{Percentile, RequestSpec, Thresholds};
 
-/// One result per threshold written in the scenario, in a stable order: latency limits, then
-/// `error_rate`, then `min_rate`. A latency limit or `min_rate` with no response to measure
-/// fails: a run that reached nothing cannot meet a rate.
-pub fn evaluate(thresholds: &Thresholds, overall: &Stats) -> Vec<ThresholdResult> {
+/// The results of the scenario's thresholds (`thresholds`, over `overall`), then of each
+/// request's own, in scenario order (over its entry of `by_name`).
+pub fn evaluate_run(
+    thresholds: &Thresholds,
+    overall: &Stats,
+    requests: &[RequestSpec],
+    by_name: &[NamedStats],
+) -> Vec<ThresholdResult> {
+    let mut results = evaluate(thresholds, overall, None);
+    for (spec, named) in requests.iter().zip(by_name) {
+        results.extend(evaluate(&spec.thresholds, &named.stats, Some(&spec.name)));
+    }
+    results
+}
+
+/// One result per threshold of `thresholds` over `stats` (those of `request`, or of the whole
+/// run), in a stable order: latency limits, then `error_rate`, then `min_rate`. A latency limit
+/// or `min_rate` with no response to measure fails: a run that reached nothing cannot meet a
+/// rate.
+pub fn evaluate(
+    thresholds: &Thresholds,
+    overall: &Stats,
+    request: Option<&str>,
+) -> Vec<ThresholdResult> {
+    let request = request.map(str::to_owned);
     let mut results = Vec::new();
     for (percentile, limit) in &thresholds.latency_ms {
         let observed = latency(overall, *percentile);
@@ -15,6 +37,7 @@ pub fn evaluate(thresholds: &Thresholds, overall: &Stats) -> Vec<ThresholdResult
             limit: *limit,
             observed,
             passed: observed.is_some_and(|v| v <= *limit),
+            request: request.clone(),
         });
     }
     if let Some(limit) = thresholds.error_rate {
@@ -23,6 +46,7 @@ pub fn evaluate(thresholds: &Thresholds, overall: &Stats) -> Vec<ThresholdResult
             limit,
             observed: Some(overall.error_rate),
             passed: overall.error_rate <= limit,
+            request: request.clone(),
         });
     }
     if let Some(limit) = thresholds.min_rate {
@@ -33,12 +57,14 @@ pub fn evaluate(thresholds: &Thresholds, overall: &Stats) -> Vec<ThresholdResult
             limit,
             observed,
             passed: observed.is_some_and(|rate| rate >= limit),
+            request,
         });
     }
     results
 }
 
-fn latency(stats: &Stats, percentile: Percentile) -> Option<f64> {
+/// The statistic `percentile` of `stats`, in milliseconds.
+pub fn latency(stats: &Stats, percentile: Percentile) -> Option<f64> {
     let l = &stats.latency_ms;
     match percentile {
         Percentile::P50 => l.p50,

@@ -32,11 +32,13 @@
 //! body = '{"name": "user-{{seq}}"}'  # sent as application/json unless content_type says otherwise
 //! headers = { "X-Request-Id" = "{{run_id}}-{{seq}}" }  # this request's own (win over [headers])
 //! expect = [201]
+//! thresholds = { p99_ms = 400 }      # this request's own limits (same keys as below)
 //!
-//! [thresholds]                       # all optional
+//! [thresholds]                       # all optional, over the whole run
 //! p99_ms = 250                       # also p50_ms, p90_ms, p95_ms, p99_9_ms, max_ms
 //! error_rate = 0.01                  # at most 1% of requests in error
 //! min_rate = 19                      # achieved requests per second, at least
+//! abort_on_fail = true               # stop as soon as a threshold can no longer hold
 //! ```
 //!
 //! Templates (`{{seq}}`, `{{random:LO..HI}}`, `{{run_id}}`) are described in [`template`];
@@ -118,6 +120,8 @@ pub struct RequestSpec {
     pub headers: Vec<Header>,
     /// Statuses that count as success.
     pub expect: Expect,
+    /// Limits on this request's own statistics (`[requests.thresholds]`).
+    pub thresholds: Thresholds,
 }
 
 /// Which statuses count as success.
@@ -182,7 +186,8 @@ impl Percentile {
     }
 }
 
-/// Limits that fail the run (exit code 1) when not met. All apply to the whole run.
+/// Limits that fail the run (exit code 1) when not met: the scenario's apply to the whole run,
+/// a request's to its own statistics.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Thresholds {
     /// Latency limits in milliseconds, each at most the given value.
@@ -191,6 +196,16 @@ pub struct Thresholds {
     pub error_rate: Option<f64>,
     /// Smallest allowed achieved rate in requests per second.
     pub min_rate: Option<f64>,
+    /// Stop the run as soon as a threshold (this one's or a request's) can no longer hold
+    /// (top-level `[thresholds]` only).
+    pub abort_on_fail: bool,
+}
+
+impl Thresholds {
+    /// True when no limit is set.
+    pub fn is_empty(&self) -> bool {
+        self.latency_ms.is_empty() && self.error_rate.is_none() && self.min_rate.is_none()
+    }
 }
 
 impl Scenario {
@@ -227,6 +242,7 @@ impl Scenario {
                 content_type: validate::DEFAULT_CONTENT_TYPE.to_owned(),
                 headers: Vec::new(),
                 expect: Expect::Success,
+                thresholds: Thresholds::default(),
             }],
             headers: Vec::new(),
             thresholds: Thresholds::default(),

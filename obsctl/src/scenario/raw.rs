@@ -44,6 +44,7 @@ pub(crate) struct RawRequest {
     pub content_type: Option<Spanned<String>>,
     pub headers: Option<RawHeaders>,
     pub expect: Option<Spanned<Vec<Spanned<i64>>>>,
+    pub thresholds: Option<RawThresholds>,
 }
 
 /// The `[thresholds]` table.
@@ -58,4 +59,5 @@ pub(crate) struct RawThresholds {
     pub max_ms: Option<Spanned<f64>>,
     pub error_rate: Option<Spanned<f64>>,
     pub min_rate: Option<Spanned<f64>>,
+    pub abort_on_fail: Option<Spanned<bool>>,
 }

@@ -123,7 +123,7 @@ pub(crate) fn parse(source: &str, path: &Path) -> Result<Scenario, ScenarioError
         stages: stages(&checker, &raw.stages, start_rate)?,
         requests: requests(&checker, &raw.requests, &headers)?,
         headers,
-        thresholds: thresholds(&checker, raw.thresholds.as_ref())?,
+        thresholds: thresholds(&checker, raw.thresholds.as_ref(), "thresholds")?,
         max_in_flight,
         timeout,
     })
@@ -237,7 +237,21 @@ fn request(
         content_type: content_type(checker, raw.content_type.as_ref(), &field("content_type"))?,
         headers,
         expect: expect(checker, raw.expect.as_ref(), &field("expect"))?,
+        thresholds: request_thresholds(checker, raw.thresholds.as_ref(), &field("thresholds"))?,
     })
+}
+
+/// A request's own `thresholds`: as the scenario's, but `abort_on_fail` is the run's to set.
+fn request_thresholds(
+    checker: &Checker<'_>,
+    raw: Option<&RawThresholds>,
+    field: &str,
+) -> Result<Thresholds, ScenarioError> {
+    if let Some(abort) = raw.and_then(|r| r.abort_on_fail.as_ref()) {
+        let msg = "abort_on_fail applies to the whole run: set it in the top-level [thresholds]";
+        return checker.fail(abort.span(), format!("{field}.abort_on_fail"), msg);
+    }
+    thresholds(checker, raw, field)
 }
 
 /// Checks a `headers` table (`field` names it: `headers`, `requests[2].headers`): names are
@@ -405,9 +419,11 @@ fn expect(
     Ok(Expect::Statuses(statuses))
 }
 
+/// A `thresholds` table (`field` names it: `thresholds`, `requests[2].thresholds`).
 fn thresholds(
     checker: &Checker<'_>,
     raw: Option<&RawThresholds>,
+    field: &str,
 ) -> Result<Thresholds, ScenarioError> {
     let Some(raw) = raw else {
         return Ok(Thresholds::default());
@@ -423,7 +439,7 @@ fn thresholds(
     let mut latency_ms = Vec::new();
     for (p, value) in latency {
         if let Some(v) = value {
-            let field = format!("thresholds.{}", p.key());
+            let field = format!("{field}.{}", p.key());
             let words = "a latency in milliseconds";
             latency_ms.push((p, checker.non_negative(v, &field, words)?));
         }
@@ -434,18 +450,19 @@ fn thresholds(
                 "expected a fraction from 0 to 1 (e.g. 0.01 for 1%), found {}",
                 v.get_ref()
             );
-            return checker.fail(v.span(), "thresholds.error_rate", msg);
+            return checker.fail(v.span(), format!("{field}.error_rate"), msg);
         }
         Some(v) => Some(*v.get_ref()),
         None => None,
     };
     let min_rate = match &raw.min_rate {
-        Some(v) => Some(checker.non_negative(v, "thresholds.min_rate", RATE)?),
+        Some(v) => Some(checker.non_negative(v, &format!("{field}.min_rate"), RATE)?),
         None => None,
     };
     Ok(Thresholds {
         latency_ms,
         error_rate,
         min_rate,
+        abort_on_fail: raw.abort_on_fail.as_ref().is_some_and(|a| *a.get_ref()),
     })
 }

@@ -82,6 +82,7 @@ fn run_report(sent: &[Sent]) -> RunReport {
         "window_end": stamp(now),
         "duration_s": 1.0,
         "interrupted": false,
+        "aborted": null,
         "requests_sent": total,
         "requests_not_started": 0,
         "requests": requests,

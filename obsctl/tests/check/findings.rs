@@ -134,7 +134,7 @@ fn run_report(requests: &[Req], thresholds: &[Threshold]) -> RunReport {
     let thresholds: Vec<Value> = thresholds
         .iter()
         .map(|(name, limit, observed, passed)| {
-            json!({ "name": name, "limit": limit, "observed": observed, "passed": passed })
+            json!({ "name": name, "limit": limit, "observed": observed, "passed": passed, "request": null })
         })
         .collect();
     let passed = thresholds.iter().all(|t| t["passed"] == json!(true));
@@ -155,6 +155,7 @@ fn run_report(requests: &[Req], thresholds: &[Threshold]) -> RunReport {
         "window_end": stamp(now),
         "duration_s": 1.0,
         "interrupted": false,
+        "aborted": null,
         "requests_sent": sent,
         "requests_not_started": not_started,
         "requests": lines,

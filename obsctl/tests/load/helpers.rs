@@ -95,7 +95,8 @@ impl TestServer {
     }
 }
 
-/// Starts a server with `behaviour`. Routes: `/status/{code}` answers `code`; anything else 200.
+/// Starts a server with `behaviour`. Routes: `/status/{code}` answers `code`, `/sleep/{ms}` 200
+/// after `ms` milliseconds; anything else 200.
 pub async fn spawn_server(behaviour: Behaviour) -> TestServer {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
@@ -135,6 +136,11 @@ async fn handle(
     }
     if !state.behaviour.delay.is_zero() {
         tokio::time::sleep(state.behaviour.delay).await;
+    }
+    // `/sleep/{ms}` answers 200 after that many milliseconds.
+    if let Some(ms) = req.uri().path().strip_prefix("/sleep/") {
+        let ms = ms.parse::<u64>().unwrap_or(0).min(5_000);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
     }
     let header = |name: &str| {
         req.headers()

@@ -193,6 +193,19 @@ fn error_rate_threshold_out_of_range() {
 }
 
 #[test]
+fn a_request_threshold_is_checked_and_named_with_its_request() {
+    let msg = error_of(&format!(
+        "name = \"x\"\n{STAGE}{REQUEST}thresholds = {{ p99_ms = -1 }}\n"
+    ));
+    assert_names(&msg, 8, "requests[0].thresholds.p99_ms");
+    let msg = error_of(&format!(
+        "name = \"x\"\n{STAGE}{REQUEST}thresholds = {{ abort_on_fail = true }}\n"
+    ));
+    assert_names(&msg, 8, "requests[0].thresholds.abort_on_fail");
+    assert!(msg.contains("top-level [thresholds]"), "{msg}");
+}
+
+#[test]
 fn the_message_quotes_the_offending_line() {
     let msg = error_of(&format!("name = \"x\"\n{STAGE}{REQUEST}weight = 0\n"));
     assert!(msg.contains("8 | weight = 0"), "{msg}");

@@ -93,3 +93,93 @@ async fn a_latency_threshold_with_nothing_measured_fails() {
     assert!(!report.passed);
     assert_eq!(report.thresholds[0].observed, None);
 }
+
+const FAST_AND_SLOW: &str = r#"
+[[requests]]
+name = "fast"
+path = "/status/200"
+weight = 3
+thresholds = { p99_ms = 1000, error_rate = 0 }
+[[requests]]
+name = "slow"
+path = "/sleep/40"
+thresholds = { p50_ms = 10 }
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_names_thresholds_judge_its_own_statistics_only() {
+    let server = spawn_server(Behaviour::default()).await;
+    // The whole run's p50 is fast (3 of 4 requests are); the slow request's own is not.
+    let source = simple(40.0, "1s", FAST_AND_SLOW, "p50_ms = 10");
+    let report = run(
+        config(scenario(&source), &server.url),
+        Duration::from_secs(10),
+    )
+    .await;
+    let results: Vec<(Option<&str>, &str, bool)> = report
+        .thresholds
+        .iter()
+        .map(|t| (t.request.as_deref(), t.name.as_str(), t.passed))
+        .collect();
+    assert_eq!(
+        results,
+        [
+            (None, "p50_ms", true),
+            (Some("fast"), "p99_ms", true),
+            (Some("fast"), "error_rate", true),
+            (Some("slow"), "p50_ms", false),
+        ]
+    );
+    assert!(!report.passed);
+    let summary = obsctl::report::summary::render(&report);
+    assert!(
+        summary.contains("FAIL  p50_ms") && summary.contains("of slow"),
+        "{summary}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_on_fail_stops_the_run_once_a_threshold_cannot_hold() {
+    let server = spawn_server(Behaviour::default()).await;
+    // Every `slow` answer takes 40 ms: its max_ms of 20 is lost with the first one.
+    let limits = "abort_on_fail = true\nerror_rate = 0.5";
+    let source = simple(40.0, "20s", FAST_AND_SLOW, limits).replace(
+        "thresholds = { p50_ms = 10 }",
+        "thresholds = { max_ms = 20 }",
+    );
+    let started = std::time::Instant::now();
+    let report = run(
+        config(scenario(&source), &server.url),
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "a 20 s plan aborted early, took {:?}",
+        started.elapsed()
+    );
+    let reason = report.aborted.as_deref().unwrap_or_default();
+    assert!(
+        reason.contains("max_ms <= 20 can no longer hold") && reason.contains("slow"),
+        "{reason}"
+    );
+    assert!(!report.passed && !report.interrupted);
+    assert!(report.requests_sent < 800, "{}", report.requests_sent);
+    let summary = obsctl::report::summary::render(&report);
+    assert!(summary.contains("ABORTED (abort_on_fail)"), "{summary}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_on_fail_lets_a_run_that_can_still_pass_go_on() {
+    let server = spawn_server(Behaviour::default()).await;
+    // 1 request in 10 fails: 10% of errors against a limit of 20% never aborts.
+    let limits = "abort_on_fail = true\nerror_rate = 0.2";
+    let report = run(
+        config(scenario(&simple(50.0, "1s", MIX, limits)), &server.url),
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(report.aborted, None);
+    assert!(report.passed, "{:?}", report.thresholds);
+    assert_eq!(report.requests_sent, 50);
+}
