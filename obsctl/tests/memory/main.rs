@@ -272,12 +272,13 @@ async fn verify_at_twice_the_duration_peaks_within_a_quarter_of_the_memory() {
         eprintln!("SKIPPED: no backend binary next to obsctl; run cargo test --workspace");
         return;
     }
-    // 1,500 req/s: past the log buffer's and the span window's budgets within 1x (about 20,000
-    // requests), so that 2x shows whether anything else grows with the run.
-    let once = verify("1500", "15s").await;
-    let twice = verify("1500", "30s").await;
+    // 1,000 req/s: a debug backend and a debug obsctl keep up on 2 shared cores. Before the
+    // byte budgets and the per-template report, memory doubled with the run; now the bounded
+    // stores fill (the log buffer holds about 28,000 request lines) and nothing else grows.
+    let once = verify("1000", "15s").await;
+    let twice = verify("1000", "30s").await;
     println!(
-        "verify 1,500 req/s: 15 s peak {} KiB, 30 s peak {} KiB ({:.2}x)",
+        "verify 1,000 req/s: 15 s peak {} KiB, 30 s peak {} KiB ({:.2}x)",
         once.peak_kib,
         twice.peak_kib,
         twice.peak_kib as f64 / once.peak_kib as f64
