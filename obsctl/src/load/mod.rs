@@ -53,7 +53,7 @@ use crate::report::RunReport;
 use client::{ClientError, Connector};
 use engine::{Due, Shared, StopSignal};
 use mix::Mix;
-use progress::{Progress, Snapshot};
+use progress::Progress;
 use request::RequestFactory;
 use schedule::Schedule;
 use sink::Batch;
@@ -129,7 +129,7 @@ pub async fn run(
     let start = Instant::now();
     let wall_start = SystemTime::now();
     let dispatcher = spawn_traffic(&config, &shared, start, samples_tx);
-    let progress = Progress::new(config.progress, config.plan.duration());
+    let progress = Progress::new(config.progress, &config.plan, start);
     // The collector runs as a task so that batches are handed over between runtime threads
     // rather than to the thread blocked in `block_on`.
     let templates = (0..config.scenario.requests.len())
@@ -137,7 +137,7 @@ pub async fn run(
         .collect();
     let aggregator = Aggregator::new(templates, start, config.timeout);
     let abort = abort::AbortWatch::new(&config).map(|watch| (watch, Arc::clone(&stop)));
-    let collector = collect(samples_rx, aggregator, start, progress, abort);
+    let collector = collect(samples_rx, aggregator, progress, abort);
     let (aggregator, times) = tokio::spawn(collector).await?;
     if let Some(handle) = dispatcher {
         handle.await?;
@@ -266,8 +266,7 @@ struct Times {
 async fn collect(
     mut batches: mpsc::UnboundedReceiver<Batch>,
     mut aggregator: Aggregator,
-    start: Instant,
-    progress: Progress,
+    mut progress: Progress,
     abort: Option<(abort::AbortWatch, Arc<StopSignal>)>,
 ) -> (Aggregator, Times) {
     let mut times = Times::default();
@@ -281,16 +280,12 @@ async fn collect(
                 for sample in batch {
                     times.last_sent = times.last_sent.max(sample.sent);
                     times.last_end = times.last_end.max(Some(sample.end));
+                    progress.record(&sample);
                     aggregator.record(sample);
                 }
             }
             _ = tick.tick() => {
-                progress.update(Snapshot {
-                    elapsed: start.elapsed(),
-                    sent: aggregator.sent(),
-                    errors: aggregator.errors(),
-                    p99_ms: aggregator.p99_ms(),
-                });
+                progress.update(Instant::now());
                 if let Some((watch, stop)) = &abort
                     && times.aborted.is_none()
                     && let Some(reason) = watch.lost(&aggregator)

@@ -208,26 +208,6 @@ impl Aggregator {
         })
     }
 
-    /// Requests sent so far (written to an open connection: connect failures are not sent).
-    pub fn sent(&self) -> u64 {
-        self.overall.sent
-    }
-
-    /// Requests not started so far.
-    pub fn not_started(&self) -> u64 {
-        self.overall.not_started
-    }
-
-    /// Errors so far (not-started included).
-    pub fn errors(&self) -> u64 {
-        self.overall.errors
-    }
-
-    /// The current 99th percentile latency in milliseconds, if any response was recorded.
-    pub fn p99_ms(&self) -> Option<f64> {
-        latency(&self.overall.histogram).p99
-    }
-
     /// Overall statistics over `duration_s` seconds.
     pub fn overall(&self, duration_s: f64) -> Stats {
         self.overall.stats(duration_s)
