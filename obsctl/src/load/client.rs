@@ -1,19 +1,19 @@
-//! A minimal HTTP/1.1 keep-alive client: one hyper connection over one TCP stream (or a TLS
-//! stream over it, for `https://` targets), one request at a time (no pipelining). Each worker
-//! owns one and reopens it through the run's [`Connector`] when the server closes it. TLS only
-//! changes how a connection is opened: sending a request is the same code either way.
+//! A minimal HTTP/1.1 keep-alive client: one TCP stream (or a TLS stream over it, for
+//! `https://` targets), one request at a time (no pipelining), requests written as prepared
+//! bytes and responses read by [`http1`](super::http1). Each worker owns one connection and
+//! reopens it through the run's [`Connector`] when the server closes it. TLS only changes how a
+//! connection is opened: sending a request is the same code either way.
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper::{Request, StatusCode};
-use hyper_util::rt::TokioIo;
+use super::http1::{ReadError, Reader};
 use rustls_pki_types::ServerName;
 use std::fmt;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::io::AsyncReadExt as _;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -39,7 +39,7 @@ pub enum ClientError {
     },
     /// The HTTP exchange failed (connection reset, malformed response, ...).
     #[error("HTTP error: {0}")]
-    Http(#[from] hyper::Error),
+    Http(String),
     /// Two fresh connections in a row closed before the request could be written.
     #[error("the server closed the connection before the request was sent")]
     Unsent,
@@ -48,23 +48,88 @@ pub enum ClientError {
 /// Why [`Connection::send`] failed.
 #[derive(Debug)]
 pub enum SendError {
-    /// The request was never written (the connection was already closing): it is handed back
-    /// so that it can be sent again on a fresh connection.
-    Unsent(Box<Request<Full<Bytes>>>),
+    /// The request was never written (the connection was already closed): it can be sent
+    /// again on a fresh connection.
+    Unsent,
+    /// A reused connection closed without a byte of answer: the server had closed it while it
+    /// was idle, most likely before reading the request. Safe to send again only for an
+    /// idempotent request.
+    NoAnswer,
     /// The exchange failed after the request may have reached the server.
     Failed(ClientError),
 }
 
-impl From<hyper::Error> for SendError {
-    fn from(e: hyper::Error) -> Self {
-        Self::Failed(ClientError::Http(e))
+/// A request ready to write: its bytes, and what the response reading needs to know of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// The request line, headers and body.
+    pub bytes: Vec<u8>,
+    /// A HEAD request: its response has no body.
+    pub head: bool,
+    /// Safe to send twice (GET, HEAD, PUT, DELETE, OPTIONS, TRACE).
+    pub idempotent: bool,
+}
+
+/// A connection's byte stream: TCP, or TLS over TCP.
+#[derive(Debug)]
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
     }
 }
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_flush(cx),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Idle time after which a plain connection is checked for a close by the server before it is
+/// reused: servers close idle keep-alive connections after seconds, never within this.
+const IDLE_CHECK: Duration = Duration::from_millis(100);
 
 /// One open keep-alive connection.
 #[derive(Debug)]
 pub struct Connection {
-    sender: SendRequest<Full<Bytes>>,
+    stream: Stream,
+    reader: Reader,
+    /// The last response allowed another request.
+    reusable: bool,
+    /// When the last response ended; `None` before the first request.
+    last_used: Option<Instant>,
 }
 
 /// Opens connections to the target: plain TCP, or TLS over it.
@@ -107,13 +172,19 @@ impl Connector {
         self.addr
     }
 
-    /// Opens a connection and performs the HTTP/1.1 handshake (after TLS's, for https).
+    /// Opens a connection (with its TLS handshake, for https).
     pub async fn open(&self) -> Result<Connection, ClientError> {
         let stream = self.connect().await?;
-        match &self.tls {
-            None => Connection::handshake(TokioIo::new(stream)).await,
-            Some(_) => Connection::handshake(TokioIo::new(self.secure(stream).await?)).await,
-        }
+        let stream = match &self.tls {
+            None => Stream::Plain(stream),
+            Some(_) => Stream::Tls(Box::new(self.secure(stream).await?)),
+        };
+        Ok(Connection {
+            stream,
+            reader: Reader::default(),
+            reusable: true,
+            last_used: None,
+        })
     }
 
     /// For https, before a run: a TLS handshake, then a moment (`wait`) for the server's verdict
@@ -165,49 +236,54 @@ impl Connector {
 }
 
 impl Connection {
-    /// Opens a plain-HTTP connection to `addr` and performs the HTTP/1.1 handshake.
+    /// Opens a plain-HTTP connection to `addr`.
     pub async fn open(addr: SocketAddr) -> Result<Self, ClientError> {
         Connector::plain(addr).open().await
     }
 
-    async fn handshake<T>(io: T) -> Result<Self, ClientError>
-    where
-        T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-    {
-        let (sender, connection) = http1::handshake(io).await?;
-        // The connection task ends when the sender is dropped or the server closes the socket.
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        Ok(Self { sender })
-    }
-
-    /// True while the connection can carry another request.
+    /// True while the connection can carry another request: the last response allowed it, and
+    /// (after an idle spell, for plain TCP) the server has not closed it meanwhile.
     pub fn is_open(&self) -> bool {
-        !self.sender.is_closed()
+        if !self.reusable {
+            return false;
+        }
+        let idle = self.last_used.is_some_and(|t| t.elapsed() >= IDLE_CHECK);
+        match &self.stream {
+            // Nothing may arrive between responses: data or an end of stream both mean the
+            // server is done with this connection.
+            Stream::Plain(tcp) if idle => {
+                matches!(tcp.try_read(&mut [0u8; 1]), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+            }
+            _ => true,
+        }
     }
 
-    /// Sends `request` and reads the whole response body (so the connection can be reused),
+    /// Writes `request` and reads the whole response (so the connection can be reused),
     /// returning the status.
-    pub async fn send(&mut self, request: Request<Full<Bytes>>) -> Result<StatusCode, SendError> {
-        if self.sender.ready().await.is_err() {
-            return Err(SendError::Unsent(Box::new(request)));
+    pub async fn send(&mut self, request: &Outgoing) -> Result<u16, SendError> {
+        let reused = self.last_used.is_some();
+        if let Err(error) = self.write(&request.bytes).await {
+            // A reused connection that refuses the write was closed by the server: the request
+            // did not reach it.
+            return Err(if reused {
+                SendError::Unsent
+            } else {
+                SendError::Failed(ClientError::Http(error.to_string()))
+            });
         }
-        let response = match self.sender.try_send_request(request).await {
-            Ok(response) => response,
-            Err(mut e) => {
-                return Err(match e.take_message() {
-                    Some(request) => SendError::Unsent(Box::new(request)),
-                    None => SendError::Failed(ClientError::Http(e.into_error())),
-                });
+        match self.reader.response(&mut self.stream, request.head).await {
+            Ok(response) => {
+                self.reusable = response.reusable;
+                self.last_used = Some(Instant::now());
+                Ok(response.status)
             }
-        };
-        let status = response.status();
-        let mut body = response.into_body();
-        // Discard the body frame by frame; the loop ends with the body.
-        while let Some(frame) = body.frame().await {
-            frame?;
+            Err(ReadError::Closed { empty: true }) if reused => Err(SendError::NoAnswer),
+            Err(error) => Err(SendError::Failed(ClientError::Http(error.to_string()))),
         }
-        Ok(status)
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes).await?;
+        self.stream.flush().await
     }
 }

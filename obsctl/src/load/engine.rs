@@ -6,15 +6,12 @@
 //! thread sleep rather than the runtime's 1 ms timer wheel; a request's latency is counted from
 //! its due time whatever delayed it (see [`Sample::latency`]).
 
-use super::client::{ClientError, Connection, Connector, SendError};
+use super::client::{ClientError, Connection, Connector, Outgoing, SendError};
 use super::mix::Mix;
 use super::request::{Built, RequestFactory};
 use super::sample::{ErrorKind, Outcome, Sample};
 use super::schedule::Schedule;
 use super::sink::{Batch, SampleSink};
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::Request;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use std::sync::Arc;
@@ -210,14 +207,9 @@ impl Worker {
         sample
     }
 
-    async fn send(
-        &mut self,
-        request: Request<Full<Bytes>>,
-        deadline: Instant,
-        index: usize,
-    ) -> Outcome {
+    async fn send(&mut self, request: Outgoing, deadline: Instant, index: usize) -> Outcome {
         let mut stop = self.stop.clone();
-        let exchange = exchange(&mut self.connection, &self.shared.connector, request);
+        let exchange = exchange(&mut self.connection, &self.shared.connector, &request);
         let result = tokio::select! {
             r = tokio::time::timeout_at(deadline.into(), exchange) => r.map_err(|_| ErrorKind::Timeout),
             _ = stop.wait_for(|stopped| *stopped) => Err(ErrorKind::Cancelled),
@@ -253,13 +245,14 @@ impl Worker {
 }
 
 /// Sends one request on `slot`'s connection, opening one first if needed. A request that a
-/// closing keep-alive connection never wrote is sent once more on a fresh connection.
+/// keep-alive connection closed by the server never received is sent once more on a fresh
+/// connection (an idempotent one also when the server closed without answering, as browsers
+/// do: the close raced the request).
 async fn exchange(
     slot: &mut Option<Connection>,
     connector: &Connector,
-    request: Request<Full<Bytes>>,
+    request: &Outgoing,
 ) -> Result<u16, ClientError> {
-    let mut request = request;
     for _attempt in 0..2 {
         let connection = match slot.take() {
             Some(open) if open.is_open() => open,
@@ -267,10 +260,13 @@ async fn exchange(
         };
         let connection = slot.insert(connection);
         match connection.send(request).await {
-            Ok(status) => return Ok(status.as_u16()),
-            Err(SendError::Unsent(unsent)) => {
-                *slot = None;
-                request = *unsent;
+            Ok(status) => return Ok(status),
+            Err(SendError::Unsent) => *slot = None,
+            Err(SendError::NoAnswer) if request.idempotent => *slot = None,
+            Err(SendError::NoAnswer) => {
+                return Err(ClientError::Http(
+                    "the server closed the connection without answering".to_owned(),
+                ));
             }
             Err(SendError::Failed(e)) => return Err(e),
         }

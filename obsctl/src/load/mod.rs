@@ -35,6 +35,7 @@ pub mod client;
 pub mod config;
 mod engine;
 mod finish;
+pub mod http1;
 pub mod mix;
 pub mod progress;
 mod request;
@@ -101,6 +102,9 @@ pub enum LoadError {
         /// What rustls found, and which flag fixes it.
         detail: String,
     },
+    /// A worker thread or its runtime could not be started.
+    #[error("cannot start the load threads: {0}")]
+    Runtime(std::io::Error),
     /// The dispatcher thread or the collector task failed.
     #[error("an internal task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -128,7 +132,7 @@ pub async fn run(
     let (samples_tx, samples_rx) = mpsc::unbounded_channel();
     let start = Instant::now();
     let wall_start = SystemTime::now();
-    let dispatcher = spawn_traffic(&config, &shared, start, samples_tx);
+    let traffic = spawn_traffic(&config, &shared, start, samples_tx)?;
     let progress = Progress::new(config.progress, &config.plan, start);
     // The collector runs as a task so that batches are handed over between runtime threads
     // rather than to the thread blocked in `block_on`.
@@ -139,9 +143,17 @@ pub async fn run(
     let abort = abort::AbortWatch::new(&config).map(|watch| (watch, Arc::clone(&stop)));
     let collector = collect(samples_rx, aggregator, progress, abort);
     let (aggregator, times) = tokio::spawn(collector).await?;
-    if let Some(handle) = dispatcher {
+    if let Some(handle) = traffic.dispatcher {
         handle.await?;
     }
+    // The workers have ended (their sample senders closed the collector's channel).
+    let threads = traffic.threads;
+    tokio::task::spawn_blocking(move || {
+        for thread in threads {
+            let _ = thread.join();
+        }
+    })
+    .await?;
     watcher.abort();
     let run = finish::Run {
         config: &config,
@@ -216,39 +228,104 @@ fn shared(config: &LoadConfig, connector: Connector, stop: Arc<StopSignal>) -> S
     }
 }
 
-/// Starts the workers (and, in the open model, the dispatcher, whose handle is returned).
+/// The threads that send a run's traffic.
+struct Traffic {
+    /// The open model's dispatcher.
+    dispatcher: Option<tokio::task::JoinHandle<()>>,
+    /// The worker threads, each with its own single-threaded runtime.
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// Worker threads for `in_flight` slots: one per core, as wrk runs one event loop per thread.
+/// Each owns its connections on a single-threaded runtime, so a response wakes the worker
+/// waiting for it on the same thread: no work stealing, no cross-thread wake-up per request
+/// (on a multi-threaded runtime those wake-ups cost obsctl more CPU than its HTTP).
+fn worker_threads(in_flight: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    cores.min(in_flight).max(1)
+}
+
+/// Starts `slots` workers made by `worker` on `threads` threads (slots spread evenly).
+fn spawn_workers<F, Fut>(
+    slots: usize,
+    threads: usize,
+    worker: F,
+) -> Result<Vec<std::thread::JoinHandle<()>>, LoadError>
+where
+    F: Fn() -> Fut + Send + Clone + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let mut handles = Vec::with_capacity(threads);
+    for thread in 0..threads {
+        let count = slots / threads + usize::from(thread < slots % threads);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(LoadError::Runtime)?;
+        let worker = worker.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("obsctl-load-{thread}"))
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let mut set = tokio::task::JoinSet::new();
+                    for _ in 0..count {
+                        set.spawn(worker());
+                    }
+                    while set.join_next().await.is_some() {}
+                });
+            })
+            .map_err(LoadError::Runtime)?;
+        handles.push(handle);
+    }
+    Ok(handles)
+}
+
+/// Starts the worker threads (and, in the open model, the dispatcher).
 fn spawn_traffic(
     config: &LoadConfig,
     shared: &Arc<Shared>,
     start: Instant,
     samples: mpsc::UnboundedSender<Batch>,
-) -> Option<tokio::task::JoinHandle<()>> {
+) -> Result<Traffic, LoadError> {
+    let slots = config.max_in_flight;
+    let threads = worker_threads(slots);
     match &config.plan {
         Plan::Open { start_rate, stages } => {
-            let (queue_tx, queue_rx) = async_channel::bounded::<Due>(config.max_in_flight);
-            for _ in 0..config.max_in_flight {
-                let worker =
-                    engine::open_worker(Arc::clone(shared), queue_rx.clone(), samples.clone());
-                tokio::spawn(worker);
-            }
+            let (queue_tx, queue_rx) = async_channel::bounded::<Due>(slots);
+            let shared_for_workers = Arc::clone(shared);
+            let worker = move || {
+                engine::open_worker(
+                    Arc::clone(&shared_for_workers),
+                    queue_rx.clone(),
+                    samples.clone(),
+                )
+            };
+            let threads = spawn_workers(slots, threads, worker)?;
             let schedule = Schedule::new(*start_rate, stages);
             let stop = Arc::clone(&shared.stop);
-            Some(tokio::task::spawn_blocking(move || {
+            let dispatcher = tokio::task::spawn_blocking(move || {
                 engine::dispatch(schedule, start, queue_tx, &stop)
-            }))
+            });
+            Ok(Traffic {
+                dispatcher: Some(dispatcher),
+                threads,
+            })
         }
         Plan::Closed { duration } => {
             let next_slot = Arc::new(AtomicU64::new(0));
-            for _ in 0..config.max_in_flight {
-                let worker = engine::closed_worker(
-                    Arc::clone(shared),
+            let (shared, end) = (Arc::clone(shared), start + *duration);
+            let worker = move || {
+                engine::closed_worker(
+                    Arc::clone(&shared),
                     Arc::clone(&next_slot),
-                    start + *duration,
+                    end,
                     samples.clone(),
-                );
-                tokio::spawn(worker);
-            }
-            None
+                )
+            };
+            Ok(Traffic {
+                dispatcher: None,
+                threads: spawn_workers(slots, threads, worker)?,
+            })
         }
     }
 }

@@ -1,74 +1,37 @@
-//! Builds the HTTP request for a sequence number: method, rendered path and body, `Host`, the
-//! run's tags, the scenario's and the flags' headers. Everything that does not change between
-//! requests is prepared once: a request kind without header templates costs no more per request
-//! than one without headers.
+//! Builds the HTTP request for a sequence number, as the bytes written on the connection:
+//! method, rendered path and body, `Host`, the run's tags, the scenario's and the flags' headers.
+//! Everything that does not change between requests is prepared once, as bytes: a request of a
+//! kind with a constant path and no templated header costs one copy of its prepared head, the
+//! `traceparent` line and the body.
 
+use super::client::Outgoing;
 use super::config::LoadConfig;
 use super::tagging::{RUN_ID_HEADER, RunId};
 use crate::scenario::header::{self, Header};
 use crate::scenario::{RenderContext, RequestSpec, Target};
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::header::{CONTENT_TYPE, HOST, HeaderMap, HeaderName, HeaderValue};
-use hyper::{Request, Uri};
+use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use hyper::{Method, Uri};
 use rand::Rng;
 use std::sync::Arc;
-
-/// The `traceparent` header.
-const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
-/// The run id header.
-const RUN_ID: HeaderName = HeaderName::from_static(RUN_ID_HEADER);
 
 /// One request kind, with its constant parts pre-built.
 #[derive(Debug)]
 struct Prepared {
     spec: RequestSpec,
-    /// The request target and path when the path template has no placeholder.
-    constant: Option<(Uri, Arc<str>)>,
+    /// The request line when the path template has no placeholder, and the path sent.
+    constant: Option<(Vec<u8>, Arc<str>)>,
     /// The path its requests are counted under (see [`RequestFactory::template_path`]).
     template_path: Arc<str>,
+    /// The header lines that never change: `host`, the run id, constant extras.
+    fixed_headers: Vec<u8>,
     /// The body when the body template has no placeholder.
-    constant_body: Option<Bytes>,
+    constant_body: Option<Vec<u8>>,
     /// The body's `content-type`; `None` when a header of the kind sets it instead.
     content_type: Option<HeaderValue>,
-    /// The kind's extra headers (scenario-wide, its own, the flags', layered).
-    headers: Vec<Extra>,
-}
-
-/// One extra header of a request kind: its value built once when constant, rendered per
-/// request otherwise.
-#[derive(Debug)]
-struct Extra {
-    name: HeaderName,
-    value: ExtraValue,
-}
-
-#[derive(Debug)]
-enum ExtraValue {
-    /// `None` when the text is not a header value, which validation rules out.
-    Constant(Option<HeaderValue>),
-    Template(Header),
-}
-
-impl Extra {
-    fn new(header: Header, ctx: RenderContext<'_>) -> Self {
-        let value = if header.value.is_constant() {
-            ExtraValue::Constant(header.render(ctx, &mut rand::rng()))
-        } else {
-            ExtraValue::Template(header.clone())
-        };
-        Self {
-            name: header.name,
-            value,
-        }
-    }
-
-    fn value(&self, ctx: RenderContext<'_>, rng: &mut impl Rng) -> Option<HeaderValue> {
-        match &self.value {
-            ExtraValue::Constant(value) => value.clone(),
-            ExtraValue::Template(header) => header.render(ctx, rng),
-        }
-    }
+    /// The kind's extra headers whose value is a template, rendered per request.
+    templated: Vec<Header>,
+    /// None when a constant part is not valid in a request (reported per request as `io`).
+    valid: bool,
 }
 
 /// Makes requests for a run.
@@ -76,18 +39,34 @@ impl Extra {
 pub(crate) struct RequestFactory {
     kinds: Vec<Prepared>,
     target: Target,
-    host: Option<HeaderValue>,
     run_id: RunId,
     run_id_text: String,
-    run_id_value: Option<HeaderValue>,
 }
 
 /// A request ready to send, and the path to account it under.
 pub(crate) struct Built {
     /// None when the rendered values do not make a valid request (reported as an `io` error).
-    pub request: Option<Request<Full<Bytes>>>,
+    pub request: Option<Outgoing>,
     /// The concrete path, without query.
     pub path: Arc<str>,
+}
+
+/// `name: value\r\n`.
+fn header_line(out: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
+    out.extend_from_slice(name.as_str().as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `METHOD target HTTP/1.1\r\n`.
+fn request_line(method: &Method, target: &str) -> Vec<u8> {
+    let mut line = Vec::with_capacity(method.as_str().len() + target.len() + 12);
+    line.extend_from_slice(method.as_str().as_bytes());
+    line.push(b' ');
+    line.extend_from_slice(target.as_bytes());
+    line.extend_from_slice(b" HTTP/1.1\r\n");
+    line
 }
 
 impl RequestFactory {
@@ -98,6 +77,8 @@ impl RequestFactory {
             seq: 0,
             run_id: &run_id_text,
         };
+        let host = HeaderValue::from_str(&target.authority()).ok();
+        let run_id_value = HeaderValue::from_str(&run_id_text).ok();
         let kinds = config
             .scenario
             .requests
@@ -105,16 +86,35 @@ impl RequestFactory {
             .map(|spec| {
                 let layers: [&[Header]; 3] =
                     [&config.scenario.headers, &spec.headers, &config.headers];
-                let headers: Vec<Extra> = header::layered(&layers)
-                    .into_iter()
-                    .map(|h| Extra::new(h, ctx))
-                    .collect();
-                let sets_content_type = headers.iter().any(|h| h.name == CONTENT_TYPE);
+                let layered = header::layered(&layers);
+                let sets_content_type = layered.iter().any(|h| h.name == CONTENT_TYPE);
+                let mut valid = host.is_some() && run_id_value.is_some();
+                let mut fixed_headers = Vec::new();
+                if let (Some(host), Some(run)) = (&host, &run_id_value) {
+                    header_line(&mut fixed_headers, &hyper::header::HOST, host);
+                    header_line(
+                        &mut fixed_headers,
+                        &HeaderName::from_static(RUN_ID_HEADER),
+                        run,
+                    );
+                }
+                let mut templated = Vec::new();
+                for h in layered {
+                    if !h.value.is_constant() {
+                        templated.push(h);
+                        continue;
+                    }
+                    match h.render(ctx, &mut rand::rng()) {
+                        Some(value) => header_line(&mut fixed_headers, &h.name, &value),
+                        None => valid = false,
+                    }
+                }
                 let constant = spec
                     .path
                     .is_constant()
                     .then(|| uri_and_path(target, &spec.path.render(ctx, &mut rand::rng())))
-                    .flatten();
+                    .flatten()
+                    .map(|(uri, path)| (request_line(&spec.method, &uri), path));
                 let template_path = match &constant {
                     Some((_, path)) => Arc::clone(path),
                     None => Arc::from(target.request_path(spec.path.as_str())),
@@ -122,15 +122,17 @@ impl RequestFactory {
                 Prepared {
                     constant,
                     template_path,
+                    fixed_headers,
                     constant_body: spec
                         .body
                         .as_ref()
                         .filter(|b| b.is_constant())
-                        .map(|b| Bytes::from(b.render(ctx, &mut rand::rng()))),
+                        .map(|b| b.render(ctx, &mut rand::rng()).into_bytes()),
                     content_type: HeaderValue::from_str(&spec.content_type)
                         .ok()
                         .filter(|_| !sets_content_type),
-                    headers,
+                    templated,
+                    valid,
                     spec: spec.clone(),
                 }
             })
@@ -138,9 +140,7 @@ impl RequestFactory {
         Self {
             kinds,
             target: target.clone(),
-            host: HeaderValue::from_str(&target.authority()).ok(),
             run_id,
-            run_id_value: HeaderValue::from_str(&run_id_text).ok(),
             run_id_text,
         }
     }
@@ -171,64 +171,90 @@ impl RequestFactory {
             seq,
             run_id: &self.run_id_text,
         };
-        let (uri, path) = match &kind.constant {
-            Some((uri, path)) => (Some(uri.clone()), Arc::clone(path)),
+        let rendered;
+        let (line, path) = match &kind.constant {
+            Some((line, path)) => (Some(line.as_slice()), Arc::clone(path)),
             None => match uri_and_path(&self.target, &kind.spec.path.render(ctx, rng)) {
-                Some((uri, path)) => (Some(uri), path),
+                Some((uri, path)) => {
+                    rendered = request_line(&kind.spec.method, &uri);
+                    (Some(rendered.as_slice()), path)
+                }
                 None => (None, Arc::from("")),
             },
         };
-        let body = match (&kind.constant_body, &kind.spec.body) {
-            (Some(body), _) => Some(body.clone()),
-            (None, Some(template)) => Some(Bytes::from(template.render(ctx, rng))),
-            (None, None) => None,
-        };
-        let span_id = rng.random::<u64>();
-        let request = uri.and_then(|uri| self.assemble(kind, uri, body, ctx, span_id, rng));
+        let request = line
+            .filter(|_| kind.valid)
+            .and_then(|line| self.assemble(kind, line, ctx, rng));
         Built { request, path }
     }
 
+    /// The bytes of one request: its line, the prepared headers, the per-request ones, the body.
     fn assemble(
         &self,
         kind: &Prepared,
-        uri: Uri,
-        body: Option<Bytes>,
+        line: &[u8],
         ctx: RenderContext<'_>,
-        span_id: u64,
         rng: &mut impl Rng,
-    ) -> Option<Request<Full<Bytes>>> {
-        let traceparent = self.run_id.traceparent_bytes(ctx.seq, span_id);
-        let mut request = Request::new(Full::new(Bytes::new()));
-        *request.method_mut() = kind.spec.method.clone();
-        *request.uri_mut() = uri;
-        if !kind.headers.is_empty() {
-            // Room for obsctl's four and the extras at once, rather than growing on the way.
-            *request.headers_mut() = HeaderMap::with_capacity(4 + kind.headers.len());
-        }
-        let headers = request.headers_mut();
-        headers.insert(HOST, self.host.clone()?);
-        headers.insert(TRACEPARENT, HeaderValue::from_bytes(&traceparent).ok()?);
-        headers.insert(RUN_ID, self.run_id_value.clone()?);
-        for extra in &kind.headers {
-            headers.insert(extra.name.clone(), extra.value(ctx, rng)?);
-        }
-        if let Some(body) = body {
-            if let Some(content_type) = &kind.content_type {
-                headers.insert(CONTENT_TYPE, content_type.clone());
+    ) -> Option<Outgoing> {
+        let rendered_body;
+        let body = match (&kind.constant_body, &kind.spec.body) {
+            (Some(body), _) => Some(body.as_slice()),
+            (None, Some(template)) => {
+                rendered_body = template.render(ctx, rng);
+                Some(rendered_body.as_bytes())
             }
-            *request.body_mut() = Full::new(body);
+            (None, None) => None,
+        };
+        let length = line.len() + kind.fixed_headers.len() + 96 + body.map_or(0, <[u8]>::len);
+        let mut bytes = Vec::with_capacity(length);
+        bytes.extend_from_slice(line);
+        bytes.extend_from_slice(&kind.fixed_headers);
+        let span_id = rng.random::<u64>();
+        bytes.extend_from_slice(b"traceparent: ");
+        bytes.extend_from_slice(&self.run_id.traceparent_bytes(ctx.seq, span_id));
+        bytes.extend_from_slice(b"\r\n");
+        for header in &kind.templated {
+            header_line(&mut bytes, &header.name, &header.render(ctx, rng)?);
         }
-        Some(request)
+        let method = &kind.spec.method;
+        match body {
+            Some(body) => {
+                if let Some(content_type) = &kind.content_type {
+                    header_line(&mut bytes, &CONTENT_TYPE, content_type);
+                }
+                content_length(&mut bytes, body.len());
+            }
+            // A body-carrying method without a body still says so (411 otherwise).
+            None if [Method::POST, Method::PUT, Method::PATCH].contains(method) => {
+                content_length(&mut bytes, 0);
+            }
+            None => {}
+        }
+        bytes.extend_from_slice(b"\r\n");
+        if let Some(body) = body {
+            bytes.extend_from_slice(body);
+        }
+        Some(Outgoing {
+            bytes,
+            head: method == Method::HEAD,
+            idempotent: method.is_idempotent(),
+        })
     }
 }
 
-/// The request target of a rendered path on `target`, and the path sent (without query), as
-/// the server sees it.
-fn uri_and_path(target: &Target, rendered: &str) -> Option<(Uri, Arc<str>)> {
+fn content_length(out: &mut Vec<u8>, length: usize) {
+    out.extend_from_slice(b"content-length: ");
+    out.extend_from_slice(length.to_string().as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The request target of a rendered path on `target`, checked as a URI, and the path sent
+/// (without query), as the server sees it.
+fn uri_and_path(target: &Target, rendered: &str) -> Option<(String, Arc<str>)> {
     let full = target.request_target(rendered);
     let uri = full.parse::<Uri>().ok()?;
     let path = Arc::from(uri.path());
-    Some((uri, path))
+    Some((full, path))
 }
 
 #[cfg(test)]
@@ -255,33 +281,86 @@ mod tests {
 
     const SCENARIO: &str = "name = \"t\"\n[headers]\nX-Const = \"c\"\n[[stages]]\nduration = \"1s\"\nrate = 1\n[[requests]]\nname = \"a\"\npath = \"/\"\nheaders = { X-Seq = \"s-{{seq}}\" }\n";
 
-    #[test]
-    fn constant_headers_are_built_once_and_templates_per_request() {
-        let f = factory(SCENARIO, &["X-Flag: f"]);
-        let kinds: Vec<(&str, bool)> = f.kinds[0]
+    /// The headers of `bytes`, parsed as a request, and its body.
+    fn parsed(bytes: &[u8]) -> (String, Vec<(String, String)>, Vec<u8>) {
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut request = httparse::Request::new(&mut headers);
+        let Ok(httparse::Status::Complete(n)) = request.parse(bytes) else {
+            panic!("not a request: {:?}", String::from_utf8_lossy(bytes));
+        };
+        let line = format!(
+            "{} {}",
+            request.method.unwrap_or_default(),
+            request.path.unwrap_or_default()
+        );
+        let headers = request
             .headers
             .iter()
             .map(|h| {
-                let constant = matches!(h.value, ExtraValue::Constant(Some(_)));
-                (h.name.as_str(), constant)
+                (
+                    h.name.to_owned(),
+                    String::from_utf8_lossy(h.value).into_owned(),
+                )
             })
             .collect();
-        assert_eq!(
-            kinds,
-            vec![("x-const", true), ("x-seq", false), ("x-flag", true)]
-        );
+        (line, headers, bytes[n..].to_vec())
+    }
+
+    #[test]
+    fn constant_headers_are_built_once_and_templates_per_request() {
+        let f = factory(SCENARIO, &["X-Flag: f"]);
+        let templated: Vec<&str> = f.kinds[0]
+            .templated
+            .iter()
+            .map(|h| h.name.as_str())
+            .collect();
+        assert_eq!(templated, ["x-seq"]);
         let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
-        let built = f.build(0, 41, &mut rng).request;
+        let built = f.build(0, 41, &mut rng).request.expect("a valid request");
+        let (line, headers, body) = parsed(&built.bytes);
+        assert_eq!(line, "GET /");
         let header = |name: &str| {
-            built
-                .as_ref()
-                .and_then(|r| r.headers().get(name))
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
+            headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
         };
-        assert_eq!(header("x-seq").as_deref(), Some("s-41"));
-        assert_eq!(header("x-const").as_deref(), Some("c"));
-        assert_eq!(header("x-flag").as_deref(), Some("f"));
+        assert_eq!(header("x-seq"), Some("s-41"));
+        assert_eq!(header("x-const"), Some("c"));
+        assert_eq!(header("x-flag"), Some("f"));
+        assert_eq!(header("host"), Some("127.0.0.1:1"));
+        assert!(
+            header("traceparent").is_some_and(|t| t.len() == 55 && t.contains("0000000000000029-"))
+        );
+        assert!(body.is_empty() && built.idempotent && !built.head);
+    }
+
+    #[test]
+    fn bodies_carry_their_length_and_type_and_posts_without_one_say_zero() {
+        let source = SCENARIO.replace(
+            "path = \"/\"\n",
+            "method = \"POST\"\npath = \"/u/{{seq}}?x=1\"\nbody = '{\"n\": {{seq}}}'\n[[requests]]\nname = \"b\"\nmethod = \"POST\"\npath = \"/e\"\n",
+        );
+        let f = factory(&source, &[]);
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
+        let with_body = f.build(0, 7, &mut rng);
+        assert_eq!(&*with_body.path, "/u/7");
+        let request = with_body.request.expect("valid");
+        let (line, headers, body) = parsed(&request.bytes);
+        assert_eq!(line, "POST /u/7?x=1");
+        assert!(
+            headers.contains(&("content-length".into(), "8".into())),
+            "{headers:?}"
+        );
+        assert!(headers.contains(&("content-type".into(), "application/json".into())));
+        assert_eq!(body, b"{\"n\": 7}");
+        assert!(!request.idempotent);
+        let empty = f.build(1, 8, &mut rng).request.expect("valid");
+        let (_, headers, _) = parsed(&empty.bytes);
+        assert!(
+            headers.contains(&("content-length".into(), "0".into())),
+            "{headers:?}"
+        );
     }
 
     #[test]
@@ -289,6 +368,6 @@ mod tests {
         let plain = SCENARIO
             .replace("[headers]\nX-Const = \"c\"\n", "")
             .replace("headers = { X-Seq = \"s-{{seq}}\" }\n", "");
-        assert!(factory(&plain, &[]).kinds[0].headers.is_empty());
+        assert!(factory(&plain, &[]).kinds[0].templated.is_empty());
     }
 }
