@@ -2,7 +2,8 @@
 //! running the engine, and printing the summary and the JSON report.
 
 use super::exit;
-use crate::load::{self, LoadConfig, Overrides, Rate};
+use crate::load::{self, LoadConfig, Overrides, Rate, RunId};
+use crate::report::Segment;
 use crate::report::{RunReport, summary, verdict};
 use crate::scenario::{Header, Scenario, duration};
 use anyhow::Context as _;
@@ -98,6 +99,15 @@ pub struct LoadArgs {
     /// stdout with `-` (the summary then goes to stderr).
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Send only shard I of N of the plan (every N-th request of the one schedule, so each
+    /// shard runs at 1/N of every stage's rate); merge the shards' reports with `obsctl report
+    /// merge`. Needs --run-id: the shards of one run share it.
+    #[arg(long, value_name = "I/N", requires = "run_id")]
+    pub segment: Option<Segment>,
+    /// The run id (16 lowercase hex digits, e.g. from `openssl rand -hex 8`) instead of a fresh
+    /// one: trace ids are this id followed by the request's number.
+    #[arg(long, value_name = "HEX", value_parser = parse_run_id)]
+    pub run_id: Option<RunId>,
     /// Also write the run as a self-contained HTML page to FILE (`obsctl report html` makes it
     /// from a saved report).
     #[arg(long, value_name = "FILE")]
@@ -142,6 +152,12 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(code(&report)))
 }
 
+fn parse_run_id(text: &str) -> Result<RunId, String> {
+    RunId::parse(text).ok_or_else(|| {
+        format!("`{text}` is not a run id: give 16 lowercase hex digits (openssl rand -hex 8)")
+    })
+}
+
 /// The validated configuration: scenario (given, default or built-in) plus flag overrides.
 pub fn configure(args: &LoadArgs) -> anyhow::Result<LoadConfig> {
     let scenario = scenario(args)?;
@@ -152,6 +168,8 @@ pub fn configure(args: &LoadArgs) -> anyhow::Result<LoadConfig> {
         max_in_flight: args.max_in_flight,
         timeout: args.timeout,
         headers: args.headers.clone(),
+        segment: args.segment,
+        run_id: args.run_id,
     };
     let mut config = LoadConfig::new(scenario, overrides)?;
     config.progress = !args.quiet;

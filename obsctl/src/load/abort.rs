@@ -44,12 +44,14 @@ impl AbortWatch {
         if !scenario.thresholds.abort_on_fail {
             return None;
         }
-        let planned = match &config.plan {
+        let total = match &config.plan {
             Plan::Open { start_rate, stages } => {
                 Some(Schedule::new(*start_rate, stages).planned_requests())
             }
             Plan::Closed { .. } => None,
         };
+        let segment = config.segment;
+        let planned = total.map(|t| segment.map_or(t, |s| s.share_of(t)));
         let mix = Mix::new(&scenario.requests);
         let mut rules = vec![Rule {
             request: None,
@@ -60,7 +62,11 @@ impl AbortWatch {
             rules.push(Rule {
                 request: Some((index, spec.name.clone())),
                 thresholds: spec.thresholds.clone(),
-                planned: planned.map(|total| mix.count_of(index, total)),
+                // A shard sends about 1 in N of each request kind.
+                planned: total.map(|t| {
+                    let all = mix.count_of(index, t);
+                    segment.map_or(all, |s| all.div_ceil(u64::from(s.count)))
+                }),
             });
         }
         rules.retain(|r| !r.thresholds.is_empty());

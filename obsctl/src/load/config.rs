@@ -2,6 +2,7 @@
 //! Everything here is checked before any socket opens.
 
 use super::tagging::RunId;
+use crate::report::Segment;
 use crate::scenario::duration::{self, Use};
 use crate::scenario::{Header, Scenario, Stage, Target, TargetError};
 use std::fmt;
@@ -89,6 +90,10 @@ pub struct Overrides {
     pub timeout: Option<Duration>,
     /// `-H`: headers every request sends, over the scenario's of the same name.
     pub headers: Vec<Header>,
+    /// `--segment I/N`: send only this shard of the plan.
+    pub segment: Option<Segment>,
+    /// `--run-id HEX`: the run's id instead of a fresh one (shards of one run share it).
+    pub run_id: Option<RunId>,
 }
 
 /// Why a run cannot be configured.
@@ -139,6 +144,8 @@ pub struct LoadConfig {
     /// TLS for an `https://` target (`--cacert`, `--insecure`, `--cert/--key`); unused over
     /// plain HTTP.
     pub tls: crate::tls::TlsConfig,
+    /// The shard of the plan this process sends (`--segment I/N`); `None` for all of it.
+    pub segment: Option<Segment>,
 }
 
 impl LoadConfig {
@@ -184,10 +191,11 @@ impl LoadConfig {
             target,
             max_in_flight,
             timeout,
-            run_id: RunId::random(),
+            run_id: overrides.run_id.unwrap_or_else(RunId::random),
             progress: true,
             headers: overrides.headers,
             tls: crate::tls::TlsConfig::default(),
+            segment: overrides.segment,
         })
     }
 }

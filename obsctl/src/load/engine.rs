@@ -12,6 +12,7 @@ use super::request::{Built, RequestFactory};
 use super::sample::{ErrorKind, Outcome, Sample};
 use super::schedule::Schedule;
 use super::sink::{Batch, SampleSink};
+use crate::report::Segment;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use std::sync::Arc;
@@ -79,6 +80,16 @@ pub(crate) struct Shared {
     pub connector: Connector,
     pub timeout: Duration,
     pub stop: Arc<StopSignal>,
+    /// The shard of the plan sent (`--segment`), if not all of it.
+    pub segment: Option<Segment>,
+}
+
+impl Shared {
+    /// The sequence number of this process's `local`-th request: `local` itself, or its number
+    /// among every shard's.
+    fn seq(&self, local: u64) -> u64 {
+        self.segment.map_or(local, |s| s.seq(local))
+    }
 }
 
 /// Feeds due requests into `queue` at their due times. After a stop it still enqueues the
@@ -88,8 +99,10 @@ pub(crate) fn dispatch(
     start: Instant,
     queue: async_channel::Sender<Due>,
     stop: &StopSignal,
+    segment: Option<Segment>,
 ) {
-    for (slot, offset) in schedule {
+    let mine = schedule.filter(|(slot, _)| segment.is_none_or(|s| s.owns(*slot)));
+    for (slot, offset) in mine {
         let scheduled = start + offset;
         if !wait_until(scheduled, stop) {
             break;
@@ -142,7 +155,7 @@ pub(crate) async fn closed_worker(
     let mut sink = SampleSink::new(samples);
     while Instant::now() < end && !worker.shared.stop.is_stopped() {
         let due = Due {
-            slot: next_slot.fetch_add(1, Ordering::Relaxed),
+            slot: worker.shared.seq(next_slot.fetch_add(1, Ordering::Relaxed)),
             scheduled: Instant::now(),
         };
         let sample = worker.execute(due).await;
@@ -192,7 +205,9 @@ impl Worker {
             return sample;
         }
         // Sequence numbers count requests in send order: they are contiguous from 0.
-        let seq = self.shared.next_seq.fetch_add(1, Ordering::Relaxed);
+        let seq = self
+            .shared
+            .seq(self.shared.next_seq.fetch_add(1, Ordering::Relaxed));
         let Built { request, path } = self.shared.factory.build(index, seq, &mut self.rng);
         sample.path = path;
         let Some(request) = request else {

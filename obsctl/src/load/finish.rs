@@ -4,8 +4,8 @@ use super::config::{LoadConfig, Plan};
 use super::schedule::Schedule;
 use super::stats::Aggregator;
 use crate::report::{
-    Model, NamedStats, PlanInfo, RunReport, SCHEMA_VERSION, ScenarioInfo, StageInfo, thresholds,
-    verdict,
+    Model, NamedStats, PlanInfo, RunReport, SCHEMA_VERSION, ScenarioInfo, Sequence, StageInfo,
+    thresholds, verdict,
 };
 use std::time::{Instant, SystemTime};
 use time::OffsetDateTime;
@@ -50,6 +50,19 @@ impl Run<'_> {
             run_id: self.config.run_id.to_string(),
             trace_id_prefix: self.config.run_id.to_string(),
             seq_count: self.seq_count,
+            sequences: self
+                .config
+                .segment
+                .map(|s| {
+                    vec![Sequence {
+                        offset: u64::from(s.index - 1),
+                        stride: u64::from(s.count),
+                        count: self.seq_count,
+                    }]
+                })
+                .unwrap_or_default(),
+            segment: self.config.segment,
+            merged: None,
             scenario: ScenarioInfo {
                 name: self.config.scenario.name.clone(),
                 file: self
@@ -93,7 +106,8 @@ impl Run<'_> {
         let planned = |from: f64, until: f64| {
             let schedule = schedule.as_ref()?;
             let rate = (schedule.count_until(until) - schedule.count_until(from)) / (until - from);
-            Some((rate * 1000.0).round() / 1000.0)
+            let shards = self.config.segment.map_or(1.0, |s| f64::from(s.count));
+            Some((rate / shards * 1000.0).round() / 1000.0)
         };
         self.aggregator.timeline(duration_s, planned)
     }
@@ -121,7 +135,10 @@ fn model(plan: &Plan) -> Model {
 fn plan_info(config: &LoadConfig) -> PlanInfo {
     let (planned_requests, start_rate, stages) = match &config.plan {
         Plan::Open { start_rate, stages } => (
-            Some(Schedule::new(*start_rate, stages).planned_requests()),
+            Some({
+                let total = Schedule::new(*start_rate, stages).planned_requests();
+                config.segment.map_or(total, |s| s.share_of(total))
+            }),
             Some(start_rate.or(stages.first().map(|s| s.rate)).unwrap_or(0.0)),
             stages
                 .iter()

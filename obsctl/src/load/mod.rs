@@ -133,7 +133,7 @@ pub async fn run(
     let start = Instant::now();
     let wall_start = SystemTime::now();
     let traffic = spawn_traffic(&config, &shared, start, samples_tx)?;
-    let progress = Progress::new(config.progress, &config.plan, start);
+    let progress = Progress::new(config.progress, &config.plan, config.segment, start);
     // The collector runs as a task so that batches are handed over between runtime threads
     // rather than to the thread blocked in `block_on`.
     let templates = (0..config.scenario.requests.len())
@@ -225,6 +225,7 @@ fn shared(config: &LoadConfig, connector: Connector, stop: Arc<StopSignal>) -> S
         connector,
         timeout: config.timeout,
         stop,
+        segment: config.segment,
     }
 }
 
@@ -302,9 +303,9 @@ fn spawn_traffic(
             };
             let threads = spawn_workers(slots, threads, worker)?;
             let schedule = Schedule::new(*start_rate, stages);
-            let stop = Arc::clone(&shared.stop);
+            let (stop, segment) = (Arc::clone(&shared.stop), config.segment);
             let dispatcher = tokio::task::spawn_blocking(move || {
-                engine::dispatch(schedule, start, queue_tx, &stop)
+                engine::dispatch(schedule, start, queue_tx, &stop, segment)
             });
             Ok(Traffic {
                 dispatcher: Some(dispatcher),

@@ -10,6 +10,7 @@
 use super::config::Plan;
 use super::sample::{ErrorKind, Sample};
 use super::schedule::Schedule;
+use crate::report::Segment;
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::VecDeque;
@@ -31,13 +32,15 @@ pub struct Progress {
 #[derive(Debug)]
 struct PlanView {
     duration: Duration,
+    /// The shards the plan is split into: this process sends 1 in `shards`.
+    shards: f64,
     /// End of each stage, seconds from the start (empty for a closed loop).
     stage_ends: Vec<f64>,
     schedule: Option<Schedule>,
 }
 
 impl PlanView {
-    fn new(plan: &Plan) -> Self {
+    fn new(plan: &Plan, segment: Option<Segment>) -> Self {
         let (stage_ends, schedule) = match plan {
             Plan::Open { start_rate, stages } => {
                 let mut end = 0.0;
@@ -54,6 +57,7 @@ impl PlanView {
         };
         Self {
             duration: plan.duration(),
+            shards: segment.map_or(1.0, |s| f64::from(s.count)),
             stage_ends,
             schedule,
         }
@@ -70,7 +74,9 @@ impl PlanView {
     fn planned_rate(&self, t: f64) -> Option<f64> {
         let schedule = self.schedule.as_ref()?;
         let from = (t - WINDOW_SECONDS as f64).max(0.0);
-        (t > from).then(|| (schedule.count_until(t) - schedule.count_until(from)) / (t - from))
+        let rate =
+            |t: f64, from: f64| (schedule.count_until(t) - schedule.count_until(from)) / (t - from);
+        (t > from).then(|| rate(t, from) / self.shards)
     }
 }
 
@@ -204,10 +210,10 @@ impl Snapshot {
 }
 
 impl Progress {
-    /// A display for `plan` started at `start`; hidden unless `wanted` and stderr is a
-    /// terminal.
-    pub fn new(wanted: bool, plan: &Plan, start: Instant) -> Self {
-        let plan = PlanView::new(plan);
+    /// A display for `plan` (or the shard `segment` of it) started at `start`; hidden unless
+    /// `wanted` and stderr is a terminal.
+    pub fn new(wanted: bool, plan: &Plan, segment: Option<Segment>, start: Instant) -> Self {
+        let plan = PlanView::new(plan, segment);
         let window = Window::new(start);
         if !wanted || !std::io::stderr().is_terminal() {
             return Self {
@@ -312,7 +318,7 @@ mod tests {
             start_rate: None,
             stages: vec![stage(20, 10.0), stage(1, 500.0), stage(19, 500.0)],
         };
-        let mut progress = Progress::new(false, &plan, start);
+        let mut progress = Progress::new(false, &plan, None, start);
         progress.window = Window::new(start);
         let mut feed = |from_ms: u64, to_ms: u64, every_ms: u64, latency: u64| {
             for at in (from_ms..to_ms).step_by(every_ms as usize) {

@@ -30,6 +30,80 @@ pub const READABLE_VERSIONS: [u32; 2] = [1, 2];
 /// Example concrete paths kept per count entry, for evidence.
 pub const MAX_EXAMPLES: usize = 5;
 
+/// One shard of a run (`obsctl load --segment I/N`): it sends the requests of the one schedule
+/// whose position is `index - 1` modulo `count`, so that `count` shards started together send
+/// the whole plan, each at `1/count` of every stage's rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Segment {
+    /// 1-based.
+    pub index: u32,
+    /// How many shards the run has.
+    pub count: u32,
+}
+
+/// Most shards a run can be split into.
+pub const MAX_SEGMENTS: u32 = 10_000;
+
+impl Segment {
+    /// Whether position `slot` of the schedule is this shard's.
+    pub fn owns(self, slot: u64) -> bool {
+        slot % u64::from(self.count) == u64::from(self.index - 1)
+    }
+
+    /// The sequence number (trace id suffix) of this shard's `local`-th request: disjoint from
+    /// every other shard's.
+    pub fn seq(self, local: u64) -> u64 {
+        local * u64::from(self.count) + u64::from(self.index - 1)
+    }
+
+    /// How many of the first `total` positions are this shard's.
+    pub fn share_of(self, total: u64) -> u64 {
+        let first = u64::from(self.index - 1);
+        if total <= first {
+            0
+        } else {
+            (total - first).div_ceil(u64::from(self.count))
+        }
+    }
+}
+
+impl std::str::FromStr for Segment {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let error = || {
+            format!(
+                "`{text}` is not a segment: give I/N, shard I of N (1 <= I <= N <= {MAX_SEGMENTS}), e.g. 2/3"
+            )
+        };
+        let (index, count) = text.split_once('/').ok_or_else(error)?;
+        let index: u32 = index.trim().parse().map_err(|_| error())?;
+        let count: u32 = count.trim().parse().map_err(|_| error())?;
+        if index == 0 || index > count || count > MAX_SEGMENTS {
+            return Err(error());
+        }
+        Ok(Self { index, count })
+    }
+}
+
+impl fmt::Display for Segment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+/// Requests numbered `offset`, `offset + stride`, ... (`count` of them): the sequence numbers,
+/// hence the trace ids, a run (or one shard of it) gave its requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sequence {
+    /// The first number.
+    pub offset: u64,
+    /// The step between numbers.
+    pub stride: u64,
+    /// How many.
+    pub count: u64,
+}
+
 /// Everything a run did, in a form `obsctl check` can read back.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunReport {
@@ -46,6 +120,18 @@ pub struct RunReport {
     /// be opened (`connect` errors: numbered, never sent). Requests that never started have no
     /// sequence number.
     pub seq_count: u64,
+    /// How the numbers `0..seq_count` are laid out when they are not contiguous: one entry per
+    /// shard (`offset` = index - 1, `stride` = shard count) in a shard's or a merged report;
+    /// empty for a run of one process (numbers `0..seq_count`).
+    #[serde(default)]
+    pub sequences: Vec<Sequence>,
+    /// The shard this report covers (`obsctl load --segment I/N`); null for a whole run.
+    #[serde(default)]
+    pub segment: Option<Segment>,
+    /// For a report merged from shards (`obsctl report merge`): the shards it holds and the
+    /// ones missing; null otherwise.
+    #[serde(default)]
+    pub merged: Option<Merged>,
     /// The scenario that ran.
     pub scenario: ScenarioInfo,
     /// The target base URL.
@@ -91,6 +177,17 @@ pub struct RunReport {
     /// True when every threshold held and at least one request succeeded (a run in which none
     /// did fails even without thresholds: see [`verdict`]).
     pub passed: bool,
+}
+
+/// The shards a merged report holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Merged {
+    /// How many shards the run has.
+    pub count: u32,
+    /// The shard indices merged, ascending.
+    pub present: Vec<u32>,
+    /// The shard indices not merged: their requests are in none of the counts.
+    pub missing: Vec<u32>,
 }
 
 /// Which scenario ran.
@@ -297,10 +394,25 @@ impl RunReport {
         self.requests.iter().map(|r| r.count).sum()
     }
 
-    /// Every trace id the run numbered, in send order (`seq_count` of them; those of `connect`
-    /// errors never reached the target).
+    /// The sequence numbers the run gave its requests: `0..seq_count`, or each shard's.
+    pub fn sequences(&self) -> Vec<Sequence> {
+        if self.sequences.is_empty() {
+            vec![Sequence {
+                offset: 0,
+                stride: 1,
+                count: self.seq_count,
+            }]
+        } else {
+            self.sequences.clone()
+        }
+    }
+
+    /// Every trace id the run numbered (`seq_count` of them; those of `connect` errors never
+    /// reached the target), shard by shard.
     pub fn trace_ids(&self) -> impl Iterator<Item = String> + '_ {
-        (0..self.seq_count).map(|seq| self.trace_id(seq))
+        self.sequences()
+            .into_iter()
+            .flat_map(move |s| (0..s.count).map(move |k| self.trace_id(s.offset + k * s.stride)))
     }
 
     /// The report as pretty-printed JSON.
