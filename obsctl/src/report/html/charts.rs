@@ -16,21 +16,21 @@ pub fn rate(report: &RunReport) -> String {
     if report.timeline.is_empty() {
         return no_timeline(report);
     }
-    let mut lines = Vec::new();
-    if report.model == Model::Open {
-        lines.push(per_second(
-            report,
-            "planned",
-            Style::dashed("#6b7280"),
-            |s| s.planned_rate,
-        ));
-    }
-    lines.push(per_second(
+    let mut lines = vec![per_second(
         report,
         "achieved",
         Style::solid("#2563eb").wide(2.2),
         |s| Some(s.achieved_rate),
-    ));
+    )];
+    // The plan is drawn over the measurement, dashed, so that both show where they agree.
+    if report.model == Model::Open {
+        lines.push(per_second(
+            report,
+            "planned",
+            Style::dashed("#111827"),
+            |s| s.planned_rate,
+        ));
+    }
     let max = max_of(&lines).unwrap_or(0.0);
     let chart = Chart {
         id: "chart-rate",
@@ -179,9 +179,11 @@ pub fn spectrum_points(points: &[hgrm::Point], count: u64) -> Vec<(f64, Option<f
     out
 }
 
-/// The spectrum's x axis: decades of 1/(1-q) from 1 (0 %) to at least 100 (99 %).
+/// The spectrum's x axis: 1/(1-q) from 1 (0 %) a little past `x_max`, at least to 100 (99 %),
+/// ticks at each power of ten.
 fn spectrum_axis(x_max: f64) -> Axis {
-    let decades = x_max.log10().ceil().clamp(2.0, 9.0) as i32;
+    let max = (x_max * 1.2).max(100.0);
+    let decades = max.log10().floor().min(12.0) as i32;
     let ticks = (0..=decades)
         .map(|i| Tick {
             value: 10f64.powi(i),
@@ -191,7 +193,7 @@ fn spectrum_axis(x_max: f64) -> Axis {
     Axis::custom(
         Scale::Log,
         1.0,
-        10f64.powi(decades),
+        max,
         ticks,
         "percentile (log scale of 1/(1\u{2212}p))",
     )
@@ -312,9 +314,11 @@ mod tests {
     }
 
     #[test]
-    fn the_spectrum_axis_reaches_the_last_decade() {
+    fn the_spectrum_axis_reaches_just_past_the_maximum() {
         let axis = spectrum_axis(2500.0);
-        assert_eq!(axis.domain(), (1.0, 10_000.0));
+        assert_eq!(axis.domain(), (1.0, 3000.0));
+        let labels: Vec<&str> = axis.ticks().iter().map(|t| t.label.as_str()).collect();
+        assert_eq!(labels, ["0%", "90%", "99%", "99.9%"]);
         assert_eq!(spectrum_axis(3.0).domain(), (1.0, 100.0));
     }
 }

@@ -117,6 +117,11 @@ impl Axis {
     pub fn domain(&self) -> (f64, f64) {
         (self.min, self.max)
     }
+
+    /// The labelled ticks.
+    pub fn ticks(&self) -> &[Tick] {
+        &self.ticks
+    }
 }
 
 /// A step of 1, 2 or 5 times a power of ten, at least `raw` (1 when `raw` is not positive).
@@ -350,10 +355,12 @@ impl Chart {
         }
         for tick in &self.x.ticks {
             let x = self.px(tick.value);
+            // A label centred on the right edge would be cut off by the chart's border.
+            let anchor = if x > RIGHT - 24.0 { "end" } else { "middle" };
             let _ = write!(
                 out,
                 "<line class=\"grid\" x1=\"{x:.1}\" y1=\"{TOP}\" x2=\"{x:.1}\" y2=\"{BOTTOM}\"/>\
-                 <text class=\"tick\" x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+                 <text class=\"tick\" x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\">{}</text>",
                 BOTTOM + 16.0,
                 escape(&tick.label)
             );

@@ -51,8 +51,8 @@ pub fn header(report: &RunReport) -> String {
             "window",
             format!(
                 "{} &rarr; {} ({} s{planned})",
-                escape(&report.window_start),
-                escape(&report.window_end),
+                escape(&short_time(&report.window_start)),
+                escape(&short_time(&report.window_end)),
                 float(report.duration_s, 2)
             ),
         ),
@@ -325,6 +325,19 @@ fn rows(report: &RunReport) -> impl Iterator<Item = (&str, &Stats, &'static str)
         )))
 }
 
+/// An RFC 3339 time with its fraction of a second cut to milliseconds (nanoseconds are noise
+/// to a reader).
+pub fn short_time(time: &str) -> String {
+    match time.split_once('.') {
+        Some((whole, rest)) => {
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            let zone = &rest[digits..];
+            format!("{whole}.{}{zone}", &rest[..digits.min(3)])
+        }
+        None => time.to_owned(),
+    }
+}
+
 /// A latency in milliseconds with three significant digits or so.
 pub fn ms(value: Option<f64>) -> String {
     match value {
@@ -389,6 +402,19 @@ mod tests {
         assert_eq!(ms(Some(0.4321)), "0.43&nbsp;ms");
         assert_eq!(ms(Some(250.4)), "250&nbsp;ms");
         assert_eq!(ms(None), "&ndash;");
+    }
+
+    #[test]
+    fn times_keep_milliseconds() {
+        assert_eq!(
+            short_time("2026-12-05T10:16:41.778659913Z"),
+            "2026-12-05T10:16:41.778Z"
+        );
+        assert_eq!(short_time("2026-01-01T00:00:02Z"), "2026-01-01T00:00:02Z");
+        assert_eq!(
+            short_time("2026-01-01T00:00:02.5+01:00"),
+            "2026-01-01T00:00:02.5+01:00"
+        );
     }
 
     #[test]

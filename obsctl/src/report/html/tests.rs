@@ -76,7 +76,7 @@ fn every_chart_and_table_is_on_the_page() {
     // Stage boundaries: the second stage begins at 1 s.
     assert!(page.contains(">stage 2</text>"));
     assert!(page.contains("FAILED") && page.contains(">FAIL<") && page.contains("&ge; 120"));
-    assert!(page.contains("99.9%") && page.contains(">90%<"));
+    assert!(page.contains(">99%<") && page.contains(">90%<"));
 }
 
 #[test]
