@@ -27,7 +27,7 @@ pub fn rate(report: &RunReport) -> String {
         lines.push(per_second(
             report,
             "planned",
-            Style::dashed("#111827"),
+            Style::dashed("#4b5563").wide(1.6),
             |s| s.planned_rate,
         ));
     }

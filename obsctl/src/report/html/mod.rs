@@ -42,14 +42,14 @@ pub fn render(report: &RunReport) -> String {
         ("by-name", "Per request name", tables::by_name(report)),
     ];
     for (id, heading, body) in sections {
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<section id=\"{id}\"><h2>{heading}</h2>{body}</section>\n"
+            "<section id=\"{id}\"><h2>{heading}</h2>{body}</section>"
         );
     }
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<footer>obsctl {} &middot; run report version {}</footer></main></body></html>\n",
+        "<footer>obsctl {} &middot; run report version {}</footer></main></body></html>",
         env!("CARGO_PKG_VERSION"),
         report.schema_version
     );

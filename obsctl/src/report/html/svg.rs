@@ -139,7 +139,7 @@ pub fn nice_step(raw: f64) -> f64 {
 
 /// Multiples of `step` from `min` to `max` (both included when they are multiples).
 pub fn linear_ticks(min: f64, max: f64, step: f64) -> Vec<f64> {
-    if !(step > 0.0) || max < min {
+    if step.is_nan() || step <= 0.0 || max < min {
         return Vec::new();
     }
     let first = (min / step).ceil() as i64;
