@@ -100,7 +100,7 @@ pub fn errors(report: &RunReport) -> String {
         markers: markers(report),
     };
     let quiet = if max == 0.0 {
-        note("No errors: every request that came due got an expected response.")
+        note("No errors in this run.")
     } else {
         String::new()
     };
