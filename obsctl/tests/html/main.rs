@@ -2,7 +2,8 @@
 //! `obsctl::report::html::render`, loaded by headless Debian `chromium` through a logging
 //! proxy. The charts must be in the DOM the browser built, with data; the page must make no
 //! request beyond itself; a request name made of HTML must show as text. Skipped (with
-//! `SKIPPED:`) without chromium, except under CI, where it fails.
+//! `SKIPPED:`) without chromium, except under CI, where it fails. `obsctl report html` must
+//! write the same page from the saved run report.
 
 mod helpers;
 
@@ -95,6 +96,33 @@ async fn the_report_of_a_real_run_renders_its_charts_in_chromium_and_fetches_not
         page,
         [format!("GET {} HTTP/1.1", proxy.page_url)],
         "the page must be the only request besides the browser's own services ({own:?})"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_html_writes_the_page_of_a_saved_run_next_to_it() {
+    let target = spawn_target().await;
+    let report = load_run(&scenario(), &target.url).await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let run = dir.path().join("run.json");
+    let json = report.to_json().expect("the report encodes");
+    std::fs::write(&run, json).expect("the report is written");
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_obsctl"));
+    command
+        .arg("report")
+        .arg("html")
+        .arg(&run)
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(std::time::Duration::from_secs(20), command.output())
+        .await
+        .expect("obsctl ends within 20 s")
+        .expect("obsctl starts");
+    assert!(output.status.success(), "{output:?}");
+    let page = std::fs::read_to_string(dir.path().join("run.html")).expect("run.html is written");
+    assert_eq!(
+        page,
+        render(&report),
+        "the page of the saved report is the run's page"
     );
 }
 
