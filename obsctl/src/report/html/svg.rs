@@ -214,12 +214,13 @@ fn round(value: f64) -> f64 {
     (value * scale).round() / scale
 }
 
-/// A tick label: `0.002`, `2.5`, `500`, `2000`, `10k`, `2.5M`.
+/// A tick label: `0.002`, `2.5`, `500`, `2k`, `10k`, `2.5M` (thousands always as `k`, so that
+/// one axis never mixes `5000` with `10k`).
 pub fn number(value: f64) -> String {
     let value = round(value);
     if value.abs() >= 1e6 {
         format!("{}M", round(value / 1e6))
-    } else if value.abs() >= 1e4 {
+    } else if value.abs() >= 1e3 {
         format!("{}k", round(value / 1e3))
     } else {
         format!("{value}")
@@ -519,7 +520,7 @@ mod tests {
             .collect();
         assert_eq!(
             labels,
-            ["0.002", "0.3", "2.5", "500", "2000", "10k", "2.5M"]
+            ["0.002", "0.3", "2.5", "500", "2k", "10k", "2.5M"]
         );
     }
 
