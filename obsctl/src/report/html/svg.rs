@@ -518,10 +518,7 @@ mod tests {
             .into_iter()
             .map(number)
             .collect();
-        assert_eq!(
-            labels,
-            ["0.002", "0.3", "2.5", "500", "2k", "10k", "2.5M"]
-        );
+        assert_eq!(labels, ["0.002", "0.3", "2.5", "500", "2k", "10k", "2.5M"]);
     }
 
     #[test]
