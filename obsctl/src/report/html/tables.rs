@@ -17,6 +17,8 @@ pub fn header(report: &RunReport) -> String {
     };
     let interrupted = if report.interrupted {
         " <span class=\"badge warn\">INTERRUPTED</span>"
+    } else if report.aborted.is_some() {
+        " <span class=\"badge warn\">ABORTED</span>"
     } else {
         ""
     };
@@ -110,6 +112,11 @@ pub fn thresholds(report: &RunReport) -> String {
     if let Some(reason) = verdict::no_success(report) {
         out.push_str(&note(&escape(&format!("Failed: {reason}."))));
     }
+    if let Some(reason) = &report.aborted {
+        out.push_str(&note(&escape(&format!(
+            "Aborted (abort_on_fail): {reason}."
+        ))));
+    }
     if report.thresholds.is_empty() {
         out.push_str(&note("The scenario sets no thresholds."));
         return out;
@@ -140,8 +147,11 @@ fn threshold_row(t: &ThresholdResult) -> String {
     } else {
         ("fail", "FAIL")
     };
+    let scope = t.request.as_ref().map_or_else(String::new, |name| {
+        format!(" of <code>{}</code>", escape(name))
+    });
     format!(
-        "<tr><td><code>{}</code></td><td class=\"num\">{op} {}</td><td class=\"num\">{observed}</td>\
+        "<tr><td><code>{}</code>{scope}</td><td class=\"num\">{op} {}</td><td class=\"num\">{observed}</td>\
          <td><span class=\"badge {class}\">{word}</span></td></tr>",
         escape(&t.name),
         float(t.limit, 4)
