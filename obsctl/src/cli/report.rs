@@ -15,13 +15,15 @@ Examples:
   obsctl report hgrm run.json --name get_user
   obsctl report html run.json --output run.html
   obsctl report compare baseline.json run.json --max-regression 10%
+  obsctl report merge shard-1.json shard-2.json shard-3.json --output run.json
 
 In CI, keep the run report of the main branch as the baseline and gate each change on it:
   obsctl report compare main.json pr.json || exit 1
 
 Exit codes:
-  0    done (compare: no regression)
-  1    compare: at least one regression beyond the limits and the runs' own noise
+  0    done (compare: no regression; merge: the whole run passed)
+  1    compare: at least one regression beyond the limits and the runs' own noise;
+       merge: a threshold failed over the whole run, or a segment is missing
   2    a file that cannot be read, or is not a run report";
 
 /// Arguments of `obsctl report`.
@@ -61,6 +63,17 @@ pub enum ReportCommand {
         #[arg(long, short = 'o', value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Merge the reports of a run's shards (`obsctl load --segment I/N`) into the report of the
+    /// whole run: counts summed, histograms added exactly, timelines aligned on wall time,
+    /// thresholds judged again; exit 1 when they fail or a segment is missing.
+    Merge {
+        /// The shards' reports, in any order.
+        #[arg(value_name = "SHARD.json", required = true)]
+        shards: Vec<PathBuf>,
+        /// Where to write the merged report; `-` for stdout (the summary then goes to stderr).
+        #[arg(long, short = 'o', value_name = "RUN.json")]
+        output: PathBuf,
+    },
     /// Compare two runs per request name: p50, p99, error rate and rate, with the change;
     /// exit 1 when one regressed beyond the limit and the runs' own noise.
     Compare {
@@ -98,6 +111,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
             write_html(&report, &output)?;
             Ok(ExitCode::from(exit::OK))
         }
+        ReportCommand::Merge { shards, output } => merge(&shards, &output),
         ReportCommand::Compare {
             base,
             new,
@@ -115,6 +129,47 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(if failed { exit::FAILED } else { exit::OK }))
         }
     }
+}
+
+/// `obsctl report merge`: the merged report written, its summary printed, the missing
+/// segments said.
+fn merge(shards: &[PathBuf], output: &Path) -> anyhow::Result<ExitCode> {
+    let reports = shards
+        .iter()
+        .map(|path| Ok((path.display().to_string(), read(path)?)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let merged = crate::report::merge::merge(reports)?;
+    let json = merged
+        .to_json()
+        .context("cannot encode the merged report")?
+        + "\n";
+    let summary = crate::report::summary::render(&merged);
+    if super::load::is_stdout(output) {
+        eprint!("{summary}");
+        write_stdout(&json)?;
+    } else {
+        std::fs::write(output, json)
+            .with_context(|| format!("cannot write the merged report to {}", output.display()))?;
+        write_stdout(&summary)?;
+    }
+    if let Some(merged_from) = &merged.merged
+        && !merged_from.missing.is_empty()
+    {
+        let missing: Vec<String> = merged_from
+            .missing
+            .iter()
+            .map(|i| format!("{i}/{}", merged_from.count))
+            .collect();
+        eprintln!(
+            "obsctl report merge: segments missing: {} (their requests are in none of the counts)",
+            missing.join(", ")
+        );
+    }
+    Ok(ExitCode::from(if merged.passed {
+        exit::OK
+    } else {
+        exit::FAILED
+    }))
 }
 
 /// Writes the HTML page of `report` to `output` (`-`: stdout).

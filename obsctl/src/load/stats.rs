@@ -4,8 +4,9 @@
 
 use super::sample::{ErrorKind, Sample};
 use super::timeline::Timeline;
+use crate::report::histogram::latency;
 use crate::report::{
-    Histograms, Latency, MAX_EXAMPLES, NamedHistogram, RequestCount, Second, Stats, histogram,
+    Histograms, MAX_EXAMPLES, NamedHistogram, RequestCount, Second, Stats, histogram,
 };
 use crate::scenario::RequestSpec;
 use hdrhistogram::Histogram;
@@ -94,29 +95,6 @@ impl Bucket {
 
 fn ratio(a: f64, b: f64) -> f64 {
     if b > 0.0 { a / b } else { 0.0 }
-}
-
-fn latency(h: &Histogram<u64>) -> Latency {
-    let samples = h.len();
-    let at = |q: f64| (samples > 0).then(|| ms(h.value_at_quantile(q)));
-    Latency {
-        samples,
-        mean: (samples > 0).then(|| round3(h.mean() / 1000.0)),
-        p50: at(0.5),
-        p90: at(0.9),
-        p95: at(0.95),
-        p99: at(0.99),
-        p99_9: at(0.999),
-        max: (samples > 0).then(|| ms(h.max())),
-    }
-}
-
-fn ms(micros: u64) -> f64 {
-    round3(micros as f64 / 1000.0)
-}
-
-fn round3(v: f64) -> f64 {
-    (v * 1000.0).round() / 1000.0
 }
 
 /// What a set of requests shows so far ([`Aggregator::so_far`]).

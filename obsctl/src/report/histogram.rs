@@ -2,6 +2,7 @@
 //! merged exactly: HdrHistogram's V2 format, deflate-compressed (the `HISTFILE` encoding of
 //! HdrHistogram's Java, C and Go ports), in base64. Values are microseconds.
 
+use super::Latency;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hdrhistogram::Histogram;
@@ -28,6 +29,27 @@ pub enum HistogramError {
     /// Two histograms could not be added (their bounds differ).
     #[error("cannot merge histograms: {0}")]
     Merge(String),
+}
+
+/// The latency statistics of `histogram` (values in microseconds), in milliseconds.
+pub fn latency(histogram: &Histogram<u64>) -> Latency {
+    let samples = histogram.len();
+    let ms = |micros: u64| round3(micros as f64 / 1000.0);
+    let at = |q: f64| (samples > 0).then(|| ms(histogram.value_at_quantile(q)));
+    Latency {
+        samples,
+        mean: (samples > 0).then(|| round3(histogram.mean() / 1000.0)),
+        p50: at(0.5),
+        p90: at(0.9),
+        p95: at(0.95),
+        p99: at(0.99),
+        p99_9: at(0.999),
+        max: (samples > 0).then(|| ms(histogram.max())),
+    }
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
 }
 
 /// `histogram` in the report's encoding.

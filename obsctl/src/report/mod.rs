@@ -12,6 +12,7 @@ pub mod fold;
 pub mod hgrm;
 pub mod histogram;
 pub mod html;
+pub mod merge;
 pub mod summary;
 pub mod thresholds;
 pub mod verdict;

@@ -75,3 +75,24 @@ pub fn latency(stats: &Stats, percentile: Percentile) -> Option<f64> {
         Percentile::Max => l.max,
     }
 }
+
+/// `threshold` judged again over `stats` (a merged run's, say): same name, limit and scope.
+pub fn reevaluate(threshold: &ThresholdResult, stats: &Stats) -> ThresholdResult {
+    let observed = match threshold.name.as_str() {
+        "error_rate" => Some(stats.error_rate),
+        "min_rate" => (stats.latency_ms.samples > 0).then_some(stats.achieved_rate),
+        key => Percentile::from_key(key).and_then(|p| latency(stats, p)),
+    };
+    let passed = observed.is_some_and(|v| {
+        if threshold.name == "min_rate" {
+            v >= threshold.limit
+        } else {
+            v <= threshold.limit
+        }
+    });
+    ThresholdResult {
+        observed,
+        passed,
+        ..threshold.clone()
+    }
+}

@@ -161,6 +161,21 @@ pub enum Percentile {
 }
 
 impl Percentile {
+    /// Every latency statistic a threshold can limit.
+    pub const ALL: [Self; 6] = [
+        Self::P50,
+        Self::P90,
+        Self::P95,
+        Self::P99,
+        Self::P99_9,
+        Self::Max,
+    ];
+
+    /// The statistic a threshold named `key` (`p99_ms`) limits.
+    pub fn from_key(key: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.key() == key)
+    }
+
     /// The threshold's name, as in the file and the report (`p99_ms`).
     pub fn key(self) -> &'static str {
         match self {

@@ -11,6 +11,7 @@ mod report_cli;
 mod report_schema;
 mod report_v2;
 mod scenario_errors;
+mod shards;
 mod stdout;
 mod thresholds;
 mod verdict;
