@@ -3,7 +3,9 @@
 #   1. maximum rate: `obsctl load --rps max` vs `wrk` against the release backend's /health,
 #      same connection count, alternating rounds, ratio of medians;
 #   2. rate accuracy: achieved vs planned rate at 1k, 5k and 10k req/s;
-#   3. peak memory (max RSS) of obsctl for a 10 s and a 60 s run at the same rate.
+#   3. peak memory (max RSS) of obsctl for a 10 s and a 60 s run at the same rate;
+#   4. run report size and peak memory for 10 s and 40 s at 2,000 req/s over random ids
+#      (one concrete path per request: the report counts per template, so neither grows).
 # The backend runs with tracing and logs off so that it, not the generator, has the spare CPU.
 #
 # Usage: bench/load.sh [ROUNDS] [DURATION] [CONNECTIONS]     (defaults: 3 10s 64)
@@ -39,21 +41,29 @@ expect = [200]
 EOF
 
 echo "## Maximum rate: GET /health, $connections connections, $duration, $rounds rounds" >&2
-wrk_rates="" obsctl_rates=""
+wrk_rates="" obsctl_rates="" wrk_cpu="" obsctl_cpu=""
 wrk -t2 -c"$connections" -d2s "$target/health" >/dev/null   # warm-up
 for round in $(seq "$rounds"); do
-  w=$(wrk -t2 -c"$connections" -d"$duration" "$target/health" | awk '/Requests\/sec/ {print $2}')
-  ./target/release/obsctl load "$work/health.toml" --target "$target" --rps max \
+  # CPU time per request (user + system, GNU time): what each tool takes from a machine it
+  # shares with the target; less sensitive to other load than the rate.
+  /usr/bin/time -f '%U %S' -o "$work/cpu" wrk -t2 -c"$connections" -d"$duration" "$target/health" >"$work/wrk.out"
+  w=$(awk '/Requests\/sec/ {print $2}' "$work/wrk.out")
+  wn=$(awk '/requests in/ {print $1}' "$work/wrk.out")
+  wc=$(awk -v n="$wn" '{printf "%.2f", ($1 + $2) * 1e6 / n}' "$work/cpu")
+  /usr/bin/time -f '%U %S' -o "$work/cpu" ./target/release/obsctl load "$work/health.toml" --target "$target" --rps max \
     --max-in-flight "$connections" --duration "$duration" --quiet --report "$work/max.json" >/dev/null
   o=$(field "$work/max.json" 'r["overall"]["achieved_rate"]')
-  echo "round $round: wrk $w req/s, obsctl $o req/s" >&2
-  wrk_rates+="$w " obsctl_rates+="$o "
+  on=$(field "$work/max.json" 'r["requests_sent"]')
+  oc=$(awk -v n="$on" '{printf "%.2f", ($1 + $2) * 1e6 / n}' "$work/cpu")
+  echo "round $round: wrk $w req/s ($wc us CPU/req), obsctl $o req/s ($oc us CPU/req)" >&2
+  wrk_rates+="$w " obsctl_rates+="$o " wrk_cpu+="$wc " obsctl_cpu+="$oc "
 done
 mw=$(echo "$wrk_rates" | median); mo=$(echo "$obsctl_rates" | median)
-echo "| tool | median req/s | ratio to wrk |"
-echo "|---|---|---|"
-awk -v w="$mw" 'BEGIN {printf "| wrk -t2 -c'"$connections"' | %.0f | 1.000 |\n", w}'
-awk -v o="$mo" -v w="$mw" 'BEGIN {printf "| obsctl load --rps max --max-in-flight '"$connections"' | %.0f | %.3f |\n", o, o/w}'
+cw=$(echo "$wrk_cpu" | median); co=$(echo "$obsctl_cpu" | median)
+echo "| tool | median req/s | ratio to wrk | median CPU us/request |"
+echo "|---|---|---|---|"
+awk -v w="$mw" -v c="$cw" 'BEGIN {printf "| wrk -t2 -c'"$connections"' | %.0f | 1.000 | %.2f |\n", w, c}'
+awk -v o="$mo" -v w="$mw" -v c="$co" 'BEGIN {printf "| obsctl load --rps max --max-in-flight '"$connections"' | %.0f | %.3f | %.2f |\n", o, o/w, c}'
 
 echo
 echo "## Rate accuracy: $duration at a fixed rate (open model)" >&2
@@ -74,6 +84,18 @@ for length in 10s 60s; do
   /usr/bin/time -f '%M' -o "$work/rss" ./target/release/obsctl load "$work/health.toml" --target "$target" \
     --rps 5000 --duration "$length" --quiet >/dev/null || true
   awk -v l="$length" '{printf "| %s | %.1f |\n", l, $1/1024}' "$work/rss"
+done
+echo
+echo "## Run report v2: size and peak memory over random ids at 2000 req/s" >&2
+printf '%s\n' 'name = "random-ids"' '[[stages]]' 'duration = "10s"' 'rate = 2000' '[[requests]]' \
+  'name = "user"' 'path = "/api/users/{{random:1..1000000000}}"' 'expect = [200, 404]' >"$work/random.toml"
+echo "| run length | requests | report bytes | peak RSS (MiB) |"
+echo "|---|---|---|---|"
+for length in 10s 40s; do
+  /usr/bin/time -f '%M' -o "$work/rss" ./target/release/obsctl load "$work/random.toml" --target "$target" \
+    --duration "$length" --quiet --report "$work/random.json" >/dev/null || true
+  sent=$(field "$work/random.json" 'r["requests_sent"]')
+  awk -v l="$length" -v n="$sent" -v b="$(stat -c %s "$work/random.json")" '{printf "| %s | %d | %d | %.1f |\n", l, n, b, $1/1024}' "$work/rss"
 done
 echo
 echo "$(nproc) cores; backend: release, OTEL_SDK_DISABLED=true LOG_LEVEL=off"
