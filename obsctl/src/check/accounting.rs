@@ -607,7 +607,7 @@ pub fn answered(run: &RunReport) -> u64 {
 
 /// The findings of a tally: requests the signal lost, and (when the target served only this run)
 /// requests it recorded more than once.
-fn judge(tally: &Tally, what: &str, lower_bound: bool, exclusive: bool) -> Vec<Finding> {
+pub(super) fn judge(tally: &Tally, what: &str, lower_bound: bool, exclusive: bool) -> Vec<Finding> {
     let describe = |rows: &[(Key, u64, u64)]| -> Vec<String> {
         rows.iter()
             .map(|((m, p, s), want, have)| format!("{m} {p} {s}: sent {want}, seen {have}"))

@@ -4,6 +4,7 @@
 //! with their findings.
 
 pub mod accounting;
+pub mod accounting_prometheus;
 pub mod context;
 pub mod correlation;
 pub mod dashboard;

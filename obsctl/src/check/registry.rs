@@ -7,8 +7,8 @@ use futures::future::LocalBoxFuture;
 use super::context::CheckContext;
 use super::model::{Level, Outcome, Signal};
 use super::{
-    accounting, correlation, dashboard, load, logs, metrics, prometheus, stack, structure, traces,
-    units,
+    accounting, accounting_prometheus, correlation, dashboard, load, logs, metrics, prometheus,
+    stack, structure, traces, units,
 };
 
 /// A check's function: looks at the context's sources, returns what it found.
@@ -222,6 +222,16 @@ pub static CHECKS: &[CheckDef] = &[
         proves: "the counter, and the histogram's `_count`, rose by exactly the requests sent, per method, route and status",
         catches: "lost or double-counted requests (per series); a duration observed only on success; a counter that goes down between scrapes (several processes with separate registries)",
         run: |ctx| Box::pin(accounting::metrics(ctx)),
+    },
+    CheckDef {
+        id: "accounting-prometheus",
+        title: "Every request sent is counted, across every replica Prometheus scrapes",
+        signal: Signal::Metrics,
+        sources: "--run-report + --prometheus",
+        level: Level::Deny,
+        proves: "the counter's increments over the run's window, per instance of the job and summed, equal the requests sent per method, route and status",
+        catches: "a replica Prometheus does not scrape (its requests missing), lost or double-counted requests, a replica that restarted or vanished during the run",
+        run: |ctx| Box::pin(accounting_prometheus::prometheus(ctx)),
     },
     CheckDef {
         id: "accounting-logs",

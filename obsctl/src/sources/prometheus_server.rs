@@ -49,8 +49,8 @@ pub enum PrometheusServerError {
 pub struct ScrapeJob {
     /// The job name (the `job` label).
     pub job_name: String,
-    /// `host:port` to scrape.
-    pub target: String,
+    /// `host:port` of each instance to scrape (one job, several replicas).
+    pub targets: Vec<String>,
     /// The metrics path, usually `/metrics`.
     pub metrics_path: String,
     /// Bearer token the target requires on its metrics path, if any.
@@ -203,7 +203,11 @@ pub fn config_yaml(config: &PrometheusServerConfig) -> String {
             "  - job_name: {}\n    metrics_path: {}\n    static_configs:\n      - targets: [{}]\n",
             yaml_string(&job.job_name),
             yaml_string(&job.metrics_path),
-            yaml_string(&job.target),
+            job.targets
+                .iter()
+                .map(|t| yaml_string(t))
+                .collect::<Vec<_>>()
+                .join(", "),
         ));
         if let Some(token) = &job.bearer_token {
             yaml.push_str(&format!(
@@ -265,7 +269,7 @@ mod tests {
             scrape_interval: Duration::from_secs(1),
             jobs: vec![ScrapeJob {
                 job_name: "fastapi-backend".into(),
-                target: "127.0.0.1:8000".into(),
+                targets: vec!["127.0.0.1:8000".into()],
                 metrics_path: "/metrics".into(),
                 bearer_token: Some("s3cret".into()),
                 tls: Some(ScrapeTls {

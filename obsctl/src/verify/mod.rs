@@ -353,7 +353,7 @@ async fn start_prometheus(
         scrape_interval: Duration::from_secs(1),
         jobs: vec![ScrapeJob {
             job_name: "fastapi-backend".to_owned(),
-            target: target.to_owned(),
+            targets: vec![target.to_owned()],
             metrics_path: "/metrics".to_owned(),
             bearer_token: options.metrics_token.clone(),
             tls: base

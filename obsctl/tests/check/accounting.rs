@@ -27,10 +27,10 @@ use crate::traces::{attribute, export, receiver, send, span};
 const RUN_ID: &str = "5eed0b5c0ffee001";
 
 /// One request line of the run report: method, concrete path, status, count.
-type Sent<'a> = (&'a str, &'a str, u16, u64);
+pub(crate) type Sent<'a> = (&'a str, &'a str, u16, u64);
 
 /// What the fixture run sent: 11 requests, all answered.
-const SENT: &[Sent<'static>] = &[
+pub(crate) const SENT: &[Sent<'static>] = &[
     ("GET", "/api/users/1", 200, 3),
     ("GET", "/api/users/2", 200, 2),
     ("GET", "/api/users/999", 404, 2),
@@ -40,8 +40,17 @@ const SENT: &[Sent<'static>] = &[
 /// A run report of `obsctl load` that sent `sent`, as JSON in the shape of
 /// `obsctl/schema/run-report.schema.json`, read back as `obsctl check --run-report` does.
 fn run_report(sent: &[Sent]) -> RunReport {
-    let total: u64 = sent.iter().map(|(_, _, _, n)| n).sum();
     let now = OffsetDateTime::now_utc();
+    run_report_between(sent, now - Duration::from_secs(2), now)
+}
+
+/// [`run_report`] of a run whose window was `start` to `end`.
+pub(crate) fn run_report_between(
+    sent: &[Sent],
+    start: OffsetDateTime,
+    end: OffsetDateTime,
+) -> RunReport {
+    let total: u64 = sent.iter().map(|(_, _, _, n)| n).sum();
     let stamp = |t: OffsetDateTime| t.format(&Rfc3339).expect("UTC formats as RFC 3339");
     let requests: Vec<Value> = sent
         .iter()
@@ -81,8 +90,8 @@ fn run_report(sent: &[Sent]) -> RunReport {
             "stages": [{ "duration_s": 1.0, "rate": total as f64 }],
             "max_in_flight": 16, "timeout_ms": 2000.0
         },
-        "window_start": stamp(now - Duration::from_secs(2)),
-        "window_end": stamp(now),
+        "window_start": stamp(start),
+        "window_end": stamp(end),
         "duration_s": 1.0,
         "interrupted": false,
         "aborted": null,

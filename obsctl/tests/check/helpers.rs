@@ -249,6 +249,11 @@ impl FakeServer {
         Self::metrics(Reply::ok(PROMETHEUS_TEXT, body)).await
     }
 
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> String {
+        self.addr.to_string()
+    }
+
     /// The base URL, `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)

@@ -12,5 +12,6 @@ mod logs;
 mod metrics;
 mod prometheus;
 mod render;
+mod replicas;
 mod stack;
 mod traces;

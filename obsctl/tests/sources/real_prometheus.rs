@@ -42,7 +42,7 @@ fn prometheus_binary() -> Option<PathBuf> {
 fn job(name: &str, target: String) -> ScrapeJob {
     ScrapeJob {
         job_name: name.into(),
-        target,
+        targets: vec![target],
         metrics_path: "/metrics".into(),
         bearer_token: None,
         tls: None,
