@@ -5,6 +5,7 @@
 
 pub mod accounting;
 pub mod accounting_prometheus;
+pub mod accounting_stack;
 pub mod context;
 pub mod correlation;
 pub mod dashboard;

@@ -7,8 +7,8 @@ use futures::future::LocalBoxFuture;
 use super::context::CheckContext;
 use super::model::{Level, Outcome, Signal};
 use super::{
-    accounting, accounting_prometheus, correlation, dashboard, load, logs, metrics, prometheus,
-    stack, structure, traces, units,
+    accounting, accounting_prometheus, accounting_stack, correlation, dashboard, load, logs,
+    metrics, prometheus, stack, structure, traces, units,
 };
 
 /// A check's function: looks at the context's sources, returns what it found.
@@ -252,6 +252,26 @@ pub static CHECKS: &[CheckDef] = &[
         proves: "one SERVER span per request, in the trace obsctl started (W3C `traceparent` continued)",
         catches: "lost spans, `traceparent` ignored, the request span of another kind; spans obsctl itself dropped are said to be obsctl's",
         run: |ctx| Box::pin(accounting::traces(ctx)),
+    },
+    CheckDef {
+        id: "accounting-loki",
+        title: "Every request sent has its request line in Loki",
+        signal: Signal::Logs,
+        sources: "--run-report + --loki",
+        level: Level::Deny,
+        proves: "Loki counts (a metric query over the run's window, filtered to its trace-id prefix) one request line per request sent, per method, endpoint and status",
+        catches: "lines lost by the shipper or Loki, lines logged twice, a run's lines without its trace ids",
+        run: |ctx| Box::pin(accounting_stack::loki(ctx)),
+    },
+    CheckDef {
+        id: "accounting-tempo",
+        title: "Every request sent has its trace in Tempo",
+        signal: Signal::Traces,
+        sources: "--run-report + --tempo",
+        level: Level::Deny,
+        proves: "each trace id the run numbered (all, or a uniform sample past 1,000) is in Tempo with a SERVER span of the service",
+        catches: "traces lost between the service and Tempo, traceparent not continued, request spans of another kind",
+        run: |ctx| Box::pin(accounting_stack::tempo(ctx)),
     },
     CheckDef {
         id: "logs-trace-correlation",

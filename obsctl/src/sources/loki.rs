@@ -71,6 +71,18 @@ pub struct LogQuery {
     pub direction: Direction,
 }
 
+/// One series of a metric query: its labels and value.
+pub type Sample = (BTreeMap<String, String>, f64);
+
+/// The answer of a metric query: `(labels, value)` per series.
+#[derive(Debug, Clone)]
+pub struct MetricVector {
+    /// The samples.
+    pub samples: Vec<Sample>,
+    /// The exchange.
+    pub evidence: Evidence,
+}
+
 /// One log entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogEntry {
@@ -177,6 +189,26 @@ impl Loki {
         self.names(&path, window).await
     }
 
+    /// Evaluate a metric query (`count_over_time(...)`, `sum by (...)`) at `at`; the answer must
+    /// be an instant vector (`resultType: vector`, each sample `{"metric": {...}, "value":
+    /// [<unix seconds>, "<value>"]}`, as Loki's `/loki/api/v1/query` documents it). Millions of
+    /// lines are counted by Loki without being downloaded.
+    pub async fn query_vector(
+        &self,
+        query: &str,
+        at: std::time::SystemTime,
+    ) -> Result<MetricVector, LokiError> {
+        let nanos = at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let params = [("query", query.to_owned()), ("time", nanos.to_string())];
+        let (data, evidence) = self.call("/loki/api/v1/query", &params).await?;
+        match parse_vector(&data) {
+            Ok(samples) => Ok(MetricVector { samples, evidence }),
+            Err(detail) => Err(LokiError::Unexpected { detail, evidence }),
+        }
+    }
+
     /// Run a log query over a window; the answer must be streams.
     pub async fn query_range(&self, query: &LogQuery) -> Result<LogStreams, LokiError> {
         let params = [
@@ -260,6 +292,40 @@ fn strings(data: &Value) -> Option<Vec<String>> {
             .collect(),
         _ => None,
     }
+}
+
+fn parse_vector(data: &Value) -> Result<Vec<Sample>, String> {
+    match data.get("resultType").and_then(Value::as_str) {
+        Some("vector") => {}
+        other => return Err(format!("expected resultType \"vector\", found {other:?}")),
+    }
+    let result = match data.get("result") {
+        Some(Value::Array(items)) => items,
+        Some(Value::Null) | None => return Ok(Vec::new()),
+        Some(_) => return Err("data.result is not an array".into()),
+    };
+    result
+        .iter()
+        .map(|sample| {
+            let labels = sample
+                .get("metric")
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let value = sample
+                .get("value")
+                .and_then(Value::as_array)
+                .and_then(|pair| pair.get(1))
+                .and_then(Value::as_str)
+                .and_then(|v| v.parse::<f64>().ok())
+                .ok_or("a sample's value is not [time, \"number\"]")?;
+            Ok((labels, value))
+        })
+        .collect()
 }
 
 fn parse_streams(data: &Value) -> Result<Vec<LogStream>, String> {

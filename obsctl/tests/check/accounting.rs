@@ -24,7 +24,7 @@ use crate::helpers::{
 use crate::traces::{attribute, export, receiver, send, span};
 
 /// The run id of the fixture run; every trace id of the run starts with it.
-const RUN_ID: &str = "5eed0b5c0ffee001";
+pub(crate) const RUN_ID: &str = "5eed0b5c0ffee001";
 
 /// One request line of the run report: method, concrete path, status, count.
 pub(crate) type Sent<'a> = (&'a str, &'a str, u16, u64);
@@ -39,7 +39,7 @@ pub(crate) const SENT: &[Sent<'static>] = &[
 
 /// A run report of `obsctl load` that sent `sent`, as JSON in the shape of
 /// `obsctl/schema/run-report.schema.json`, read back as `obsctl check --run-report` does.
-fn run_report(sent: &[Sent]) -> RunReport {
+pub(crate) fn run_report(sent: &[Sent]) -> RunReport {
     let now = OffsetDateTime::now_utc();
     run_report_between(sent, now - Duration::from_secs(2), now)
 }

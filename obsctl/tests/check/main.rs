@@ -14,4 +14,5 @@ mod prometheus;
 mod render;
 mod replicas;
 mod stack;
+mod stack_accounting;
 mod traces;
