@@ -76,6 +76,20 @@ impl Handler for Observe {
     }
 }
 
+/// Accounts for a request that hyper refused before the service saw it (a malformed request
+/// line or header, an over-long URI, too many or too large headers): counted under
+/// `method="_OTHER"`, `path="<unmatched>"` (nothing of it was parsed), logged with an empty
+/// `endpoint`, and traced as a SERVER span named `HTTP`.
+pub fn record_rejected(metrics: &HttpMetrics, status: u16, elapsed: std::time::Duration) {
+    const METHOD: &str = "_OTHER";
+    metrics.observe(METHOD, UNMATCHED_PATH, status, elapsed);
+    let span = server_span(METHOD, None, "", Version::HTTP_11);
+    span.record("otel.name", "HTTP");
+    span.record("http.response.status_code", i64::from(status));
+    let duration_ms = (elapsed.as_secs_f64() * 1e6).round() / 1e3;
+    log_completed(&span, "", METHOD, status, duration_ms);
+}
+
 /// The SERVER span, named `{METHOD} {route}` (just `{METHOD}` when no route matched, as the
 /// HTTP semantic conventions say), with only attributes the client cannot inflate.
 fn server_span(method: &str, route: Option<&str>, path: &str, version: Version) -> Span {
