@@ -229,27 +229,40 @@ impl Server {
     }
 
     /// Decides what a new connection gets: `Some(false)` full service, `Some(true)` the reserve
-    /// (scrapes and probes only; an idle connection is asked to close to make room), `None`
-    /// shed (answered 503 and closed at once, before it holds anything).
+    /// (scrapes and probes only), `None` shed (answered 503 and closed at once, before it holds
+    /// anything). Near the cap, the oldest idle connection (keep-alive between requests, or a
+    /// request head still trickling in) is closed to make room for the new one, as nginx does:
+    /// connections that hold a slot without using it cannot lock clients out.
     fn admit(&self, tracker: &Tracker, stream: &TcpStream) -> Option<bool> {
         let open = tracker.open.fetch_add(1, Ordering::AcqRel) + 1;
-        let settings = &self.settings;
-        let normal = settings.max_connections.saturating_sub(settings.reserve);
-        if open <= normal {
-            return Some(false);
+        let evict = || {
+            let evicted = tracker.evict_one_idle();
+            if evicted {
+                self.connections.evicted.inc();
+            }
+            evicted
+        };
+        let admission = admission(open, &self.settings, evict);
+        if admission.is_none() {
+            tracker.open.fetch_sub(1, Ordering::AcqRel);
+            self.connections.shed.inc();
+            // Best effort, never waiting: the answer fits in an empty socket buffer.
+            let _ = stream.try_write(SHED_ANSWER);
         }
-        if tracker.evict_one_idle() {
-            self.connections.evicted.inc();
-        }
-        if open <= settings.max_connections {
-            return Some(true);
-        }
-        tracker.open.fetch_sub(1, Ordering::AcqRel);
-        self.connections.shed.inc();
-        // Best effort, never waiting: the answer fits in an empty socket buffer.
-        let _ = stream.try_write(SHED_ANSWER);
-        None
+        admission
     }
+}
+
+/// The admission of the `open`-th open connection (itself included); `evict` closes an idle
+/// connection if there is one. See [`Server::admit`].
+fn admission(open: usize, settings: &ServerSettings, evict: impl FnOnce() -> bool) -> Option<bool> {
+    if open <= settings.max_connections.saturating_sub(settings.reserve) {
+        return Some(false);
+    }
+    let evicted = evict();
+    // With room made, the new connection takes the evicted one's place; without (every
+    // connection has a request in progress), it may only scrape or probe.
+    (open <= settings.max_connections).then_some(!evicted)
 }
 
 /// The answer of a connection over the cap, written before its request is read.
@@ -318,5 +331,45 @@ async fn close_requested(stopped: &mut watch::Receiver<bool>, evict: &Notify) {
     tokio::select! {
         _ = stopped.wait_for(|stop| *stop) => {}
         () = evict.notified() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(max_connections: usize, reserve: usize) -> ServerSettings {
+        ServerSettings {
+            max_connections,
+            reserve,
+            header_timeout: Duration::from_secs(1),
+            write_timeout: Duration::from_secs(1),
+            drain_timeout: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn admission_serves_fully_then_evicts_idle_then_reserves_then_sheds() {
+        let limits = settings(10, 2);
+        let never = || -> bool { panic!("no eviction below the reserve") };
+        assert_eq!(admission(1, &limits, never), Some(false));
+        assert_eq!(admission(8, &limits, never), Some(false));
+        assert_eq!(
+            admission(9, &limits, || true),
+            Some(false),
+            "took an idle one's place"
+        );
+        assert_eq!(
+            admission(9, &limits, || false),
+            Some(true),
+            "reserve: scrapes only"
+        );
+        assert_eq!(admission(10, &limits, || false), Some(true));
+        assert_eq!(admission(11, &limits, || false), None, "shed");
+        assert_eq!(
+            admission(11, &limits, || true),
+            None,
+            "over the cap even with room coming"
+        );
     }
 }

@@ -20,6 +20,8 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(15);
 pub struct Options {
     pub env: Vec<(String, String)>,
     pub args: Vec<String>,
+    /// Soft and hard open-file limits to start the backend with.
+    pub nofile: Option<(u64, u64)>,
 }
 
 impl Options {
@@ -30,6 +32,12 @@ impl Options {
 
     pub fn arg(mut self, arg: &str) -> Self {
         self.args.push(arg.into());
+        self
+    }
+
+    /// Starts the backend under these open-file limits (soft, then hard).
+    pub fn nofile(mut self, soft: u64, hard: u64) -> Self {
+        self.nofile = Some((soft, hard));
         self
     }
 
@@ -58,7 +66,21 @@ pub async fn spawn_app() -> TestApp {
 /// Starts the backend with `options` on top of the test defaults.
 pub async fn spawn_app_with(options: Options) -> TestApp {
     let addr = free_port();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_backend"));
+    let binary = env!("CARGO_BIN_EXE_backend");
+    let mut command = match options.nofile {
+        // The shell sets the limits and then becomes the backend (same pid).
+        Some((soft, hard)) => {
+            let mut command = Command::new("sh");
+            command
+                .arg("-c")
+                .arg(format!(
+                    "ulimit -Sn {soft} && ulimit -Hn {hard} && exec \"$0\" \"$@\""
+                ))
+                .arg(binary);
+            command
+        }
+        None => Command::new(binary),
+    };
     command
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
