@@ -7,7 +7,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -33,22 +33,12 @@ pub struct ConnState {
     /// A request reached the service and its response head is not written yet: what hyper
     /// writes while this is false is its own answer to a request it could not parse.
     answering: AtomicBool,
-    /// The status of hyper's own answer, when it wrote one (0: none).
-    rejected: AtomicU16,
 }
 
 impl ConnState {
     /// True while a request is being handled or its response written.
     pub fn is_busy(&self) -> bool {
         self.busy.load(Ordering::Acquire)
-    }
-
-    /// The status hyper answered a malformed request with, if it did.
-    pub fn rejected(&self) -> Option<u16> {
-        match self.rejected.load(Ordering::Acquire) {
-            0 => None,
-            status => Some(status),
-        }
     }
 }
 
@@ -97,17 +87,27 @@ pub struct GuardedStream {
     stall: Option<Pin<Box<Sleep>>>,
     /// The JSON answer replacing hyper's empty one, and how much of it is written.
     replacement: Option<(Bytes, usize)>,
+    /// Accounts for a refused request (its status), before the answer goes out, so that a
+    /// client that scrapes right after its answer finds it counted.
+    on_rejected: Option<Box<dyn FnOnce(u16) + Send>>,
 }
 
 impl GuardedStream {
-    /// Wraps `stream`; a write that makes no progress for `write_timeout` fails.
-    pub fn new(stream: TcpStream, state: Arc<ConnState>, write_timeout: Duration) -> Self {
+    /// Wraps `stream`; a write that makes no progress for `write_timeout` fails, and
+    /// `on_rejected` is called with the status when hyper refuses a request.
+    pub fn new(
+        stream: TcpStream,
+        state: Arc<ConnState>,
+        write_timeout: Duration,
+        on_rejected: Box<dyn FnOnce(u16) + Send>,
+    ) -> Self {
         Self {
             stream,
             state,
             write_timeout,
             stall: None,
             replacement: None,
+            on_rejected: Some(on_rejected),
         }
     }
 
@@ -126,7 +126,9 @@ impl GuardedStream {
             && !self.state.answering.load(Ordering::Acquire)
             && let Some(status) = automatic_status(head)
         {
-            self.state.rejected.store(status, Ordering::Release);
+            if let Some(account) = self.on_rejected.take() {
+                account(status);
+            }
             self.replacement = Some((json_rejection(status), 0));
         }
         if self.replacement.is_some() {

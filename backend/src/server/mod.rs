@@ -70,6 +70,7 @@ pub struct Server {
 
 /// The open connections, for eviction of idle ones under pressure.
 struct Tracker {
+    /// Connections counted against the cap: open ones, less those evicted and closing.
     open: AtomicUsize,
     /// `backend_connections_open`, following `open`.
     gauge: IntGauge,
@@ -108,6 +109,9 @@ impl Tracker {
         let Some((_, evict)) = idle.and_then(|id| conns.remove(&id)) else {
             return false;
         };
+        // It no longer counts against the cap: it closes within the idle grace, and counting
+        // it until then would shed new connections while a burst of evictions completes.
+        self.open.fetch_sub(1, Ordering::AcqRel);
         evict.notify_one();
         true
     }
@@ -122,10 +126,13 @@ struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.tracker.open.fetch_sub(1, Ordering::AcqRel);
         self.tracker.gauge.dec();
-        if let Ok(mut conns) = self.tracker.conns.lock() {
-            conns.remove(&self.id);
+        let Ok(mut conns) = self.tracker.conns.lock() else {
+            return;
+        };
+        // An evicted connection was already taken off the count.
+        if conns.remove(&self.id).is_some() {
+            self.tracker.open.fetch_sub(1, Ordering::AcqRel);
         }
     }
 }
@@ -285,10 +292,15 @@ impl Connection {
     async fn serve(self, stream: TcpStream, state: Arc<ConnState>, registration: Registration) {
         let started = Instant::now();
         let settings = &self.server.settings;
+        let requests = self.server.requests.clone();
+        let on_rejected = Box::new(move |status| {
+            observe::record_rejected(&requests, status, started.elapsed());
+        });
         let io = TokioIo::new(GuardedStream::new(
             stream,
             Arc::clone(&state),
             settings.write_timeout,
+            on_rejected,
         ));
         // salvo's per-connection handler, as its own server builds it (no fuse: hyper's
         // header timeout and our write timeout bound the connection).
@@ -316,9 +328,6 @@ impl Connection {
                 }
             }
         };
-        if let Some(status) = state.rejected() {
-            observe::record_rejected(&self.server.requests, status, started.elapsed());
-        }
         if let Err(error) = result {
             tracing::debug!(error = %error, "Connection closed with an error");
         }

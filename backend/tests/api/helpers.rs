@@ -224,15 +224,30 @@ impl TestApp {
     }
 
     /// Sends SIGTERM and waits (bounded) for the exit status.
-    pub async fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
+    pub async fn terminate(self) -> (std::process::ExitStatus, Vec<String>) {
+        self.sigterm();
+        self.wait_exit(Duration::from_secs(20)).await
+    }
+
+    /// Sends SIGTERM without waiting.
+    pub fn sigterm(&self) {
         let status = std::process::Command::new("kill")
             .args(["-TERM", &self.pid().to_string()])
             .status()
             .expect("run kill");
         assert!(status.success(), "kill -TERM failed");
-        let exit = tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+    }
+
+    /// True while the process has not exited.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits at most `within` for the exit status, and the stdout lines.
+    pub async fn wait_exit(mut self, within: Duration) -> (std::process::ExitStatus, Vec<String>) {
+        let exit = tokio::time::timeout(within, self.child.wait())
             .await
-            .expect("backend exits within 20 s of SIGTERM")
+            .unwrap_or_else(|_| panic!("backend exits within {within:?} of SIGTERM"))
             .expect("wait for backend");
         // Let the reader tasks drain the pipes.
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -71,17 +71,19 @@ fn hold_slots(app: &TestApp, n: usize) -> Vec<tokio::task::JoinHandle<reqwest::R
         .collect()
 }
 
-/// Waits (bounded) until the API answers 503 for lack of a slot.
-async fn wait_until_saturated(app: &TestApp) {
-    for _ in 0..100 {
-        let response = app.get("/api/users/2").await;
-        if response.status() == 503 {
-            let body: Value = response.json().await.unwrap();
-            assert!(
-                body["detail"].as_str().unwrap().contains("capacity"),
-                "{body}"
-            );
-            return;
+/// Saturates an API of `slots` slots: one request more than it has slots, until the extra one
+/// is turned away (a separate probe could take a slot itself before the held requests do).
+/// Returns the requests that hold the slots.
+async fn saturate(
+    app: &TestApp,
+    slots: usize,
+) -> Vec<tokio::task::JoinHandle<reqwest::Result<u16>>> {
+    let mut held = hold_slots(app, slots + 1);
+    for _ in 0..250 {
+        if let Some(at) = held.iter().position(|h| h.is_finished()) {
+            let turned_away = held.remove(at).await.unwrap().expect("answered");
+            assert_eq!(turned_away, 503, "the request beyond the slots");
+            return held;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -94,10 +96,9 @@ async fn scrapes_and_probes_answer_200_while_the_api_is_saturated() {
         .arg("--max-concurrency")
         .arg("2")
         .arg("--fault-latency-ms")
-        .arg("2000");
+        .arg("5000");
     let app = spawn_app_with(options).await;
-    let held = hold_slots(&app, 2);
-    wait_until_saturated(&app).await;
+    let held = saturate(&app, 2).await;
     for _ in 0..5 {
         assert_eq!(app.get("/metrics").await.status(), 200);
         let health = app.get("/health").await;
@@ -214,9 +215,11 @@ async fn idle_connections_beyond_the_descriptor_limit_leave_new_clients_served()
         "soft limit raised to the hard one: {open_files}"
     );
     let idle = idle_connections(&app, 350).await;
-    for _ in 0..5 {
-        assert_eq!(fresh_get(&app, "/api/users/1").await, 200);
-        assert_eq!(fresh_get(&app, "/health").await, 200);
+    for round in 0..5 {
+        let api = fresh_get(&app, "/api/users/1").await;
+        assert_eq!(api, 200, "round {round}");
+        let health = fresh_get(&app, "/health").await;
+        assert_eq!(health, 200, "round {round}");
     }
     let text = app.get("/metrics").await.text().await.unwrap();
     assert!(text.contains("\nprocess_open_fds "), "{text}");
@@ -237,6 +240,15 @@ async fn idle_connections_beyond_the_descriptor_limit_leave_new_clients_served()
     drop(idle);
 }
 
+/// Connections established to the server's `port`, as the kernel reports them.
+fn established(port: u16) -> usize {
+    let output = std::process::Command::new("ss")
+        .args(["-tnH", "state", "established", &format!("sport = :{port}")])
+        .output()
+        .expect("run ss (iproute2)");
+    String::from_utf8_lossy(&output.stdout).lines().count()
+}
+
 #[tokio::test]
 async fn near_the_connection_cap_the_reserve_serves_scrapes_and_probes_only() {
     let options = Options::default()
@@ -245,11 +257,18 @@ async fn near_the_connection_cap_the_reserve_serves_scrapes_and_probes_only() {
         .arg("--connection-reserve")
         .arg("2")
         .arg("--fault-latency-ms")
-        .arg("2000");
+        .arg("5000");
     let app = spawn_app_with(options).await;
     // Four busy connections fill the normal share; none is idle, so none can be evicted.
     let held = hold_slots(&app, 4);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..250 {
+        if established(app.addr.port()) >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The client sends each request as soon as it is connected.
+    tokio::time::sleep(Duration::from_millis(200)).await;
     // One kept-alive connection in the reserve: scrapes and probes are served, the API is not.
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
