@@ -355,3 +355,60 @@ async fn requests_hyper_refuses_get_a_json_answer_and_are_counted_and_logged() {
     }
     assert_eq!(app.get("/health").await.status(), 200, "still serving");
 }
+
+/// Connections open on the server, from its own gauge (the scrape's connection included).
+async fn open_connections(app: &TestApp) -> f64 {
+    let metrics = app.metrics().await;
+    metrics
+        .family("backend_connections_open")
+        .map_or(0.0, |f| f.sum_matching("backend_connections_open", &[]))
+}
+
+/// Waits (bounded) until at most `n` connections are open on the server.
+async fn wait_for_open_connections(app: &TestApp, n: f64) -> f64 {
+    let mut open = open_connections(app).await;
+    for _ in 0..100 {
+        if open <= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        open = open_connections(app).await;
+    }
+    open
+}
+
+#[tokio::test]
+async fn silent_connections_and_half_sent_heads_are_closed_after_the_header_timeout() {
+    let options = Options::default().arg("--header-timeout-secs").arg("1");
+    let app = spawn_app_with(options).await;
+    let mut silent = TcpStream::connect(app.addr).await.unwrap();
+    let mut half_sent = TcpStream::connect(app.addr).await.unwrap();
+    half_sent
+        .write_all(b"GET /health HTTP/1.1\r\nHost: t\r\n")
+        .await
+        .unwrap();
+    for stream in [&mut silent, &mut half_sent] {
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut rest));
+        assert!(read.await.is_ok(), "closed by the server");
+    }
+    assert_eq!(app.get("/health").await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_its_answers_is_disconnected_after_the_write_timeout() {
+    let options = Options::default().arg("--write-timeout-secs").arg("1");
+    let app = spawn_app_with(options).await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    // A small receive buffer fills fast: the server's writes then make no progress.
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(app.addr).await.unwrap();
+    let requests = b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n".repeat(2000);
+    // Pipelined requests, their answers never read; the server stops reading them too once its
+    // writes stall, so this write may itself stall: bounded.
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(&requests)).await;
+    let open = wait_for_open_connections(&app, 1.0).await;
+    assert_eq!(open, 1.0, "only the scrape's own connection is left");
+    assert_eq!(app.get("/health").await.status(), 200);
+    drop(stream);
+}
