@@ -76,6 +76,10 @@ impl Handler for Limits {
         ctrl: &mut FlowCtrl,
     ) {
         if req.extensions().get::<ReservedConnection>().is_some() {
+            // Closed after the answer: a client's next request then gets a new connection, which
+            // is admitted normally once there is room, instead of reusing this one forever.
+            res.headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
             return reject(
                 res,
                 ctrl,

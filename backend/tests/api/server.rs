@@ -280,6 +280,11 @@ async fn near_the_connection_cap_the_reserve_serves_scrapes_and_probes_only() {
     let api = get("/api/users/1").await.unwrap();
     assert_eq!(api.status(), 503);
     assert_eq!(api.headers()["retry-after"], "1");
+    assert_eq!(
+        api.headers()["connection"],
+        "close",
+        "the client reconnects next time"
+    );
     let body: Value = api.json().await.unwrap();
     assert!(
         body["detail"]
