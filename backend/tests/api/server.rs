@@ -417,3 +417,39 @@ async fn a_client_that_never_reads_its_answers_is_disconnected_after_the_write_t
     assert_eq!(app.get("/health").await.status(), 200);
     drop(stream);
 }
+
+#[tokio::test]
+async fn accept_errors_when_descriptors_run_out_are_counted_and_logged_once_in_a_while() {
+    // A cap above what 200 descriptors allow (the hard limit leaves no room to raise): accepts
+    // fail with EMFILE until connections go away.
+    let options = Options::default()
+        .nofile(200, 200)
+        .arg("--max-connections")
+        .arg("1000");
+    let app = spawn_app_with(options).await;
+    let idle = idle_connections(&app, 250).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    drop(idle);
+    let mut errors = 0.0;
+    for _ in 0..100 {
+        let metrics = app.metrics().await;
+        errors = metrics
+            .family("backend_accept_errors_total")
+            .map_or(0.0, |f| f.sum_matching("backend_accept_errors_total", &[]));
+        if errors > 0.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(errors >= 2.0, "failed accepts are counted: {errors}");
+    let logged = app
+        .stdout()
+        .iter()
+        .filter(|l| l.contains("Accepting connections failed"))
+        .count();
+    assert!(
+        (1..=2).contains(&logged),
+        "{errors} failures, {logged} lines: logged at most every 10 s"
+    );
+    assert_eq!(app.get("/health").await.status(), 200, "serving again");
+}
