@@ -76,9 +76,9 @@ pub struct Config {
     #[arg(long, env = "MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(2..))]
     pub max_connections: Option<u64>,
 
-    /// Connections kept for scrapes and probes: above `--max-connections` minus this many, new
-    /// connections serve only /metrics and /health (other requests answer 503) while idle
-    /// connections are closed to make room.
+    /// Connections kept for scrapes and probes: above `--max-connections` minus this many, each
+    /// new connection makes an idle one close to take its place; when none is idle, new
+    /// connections serve only /metrics and /health (other requests answer 503).
     #[arg(long, env = "CONNECTION_RESERVE", default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
     pub connection_reserve: u64,
 

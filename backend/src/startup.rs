@@ -130,22 +130,26 @@ impl Application {
 /// The server's limits from the configuration; the connection cap defaults to what the
 /// open-file limit allows.
 fn settings(config: &Config, nofile: Option<u64>) -> Result<ServerSettings, StartupError> {
-    let max_connections = config.max_connections.unwrap_or_else(|| {
-        nofile.map_or(FALLBACK_MAX_CONNECTIONS, |limit| {
-            limit.saturating_sub(DESCRIPTOR_HEADROOM).max(2)
-        })
-    });
-    if config.connection_reserve >= max_connections {
-        return Err(StartupError::Limits(format!(
-            "--connection-reserve {} must be below the connection cap {max_connections} \
-             (--max-connections, or the open-file limit minus {DESCRIPTOR_HEADROOM})",
-            config.connection_reserve
-        )));
-    }
+    let (max_connections, reserve) = match config.max_connections {
+        Some(max) if config.connection_reserve >= max => {
+            return Err(StartupError::Limits(format!(
+                "--connection-reserve {} must be below --max-connections {max}",
+                config.connection_reserve
+            )));
+        }
+        Some(max) => (max, config.connection_reserve),
+        None => {
+            let max = nofile.map_or(FALLBACK_MAX_CONNECTIONS, |limit| {
+                limit.saturating_sub(DESCRIPTOR_HEADROOM).max(2)
+            });
+            // A tiny open-file limit still leaves half its connections for the API.
+            (max, config.connection_reserve.min(max / 2))
+        }
+    };
     let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
     Ok(ServerSettings {
         max_connections: size(max_connections),
-        reserve: size(config.connection_reserve),
+        reserve: size(reserve),
         header_timeout: Duration::from_secs(config.header_timeout_secs),
         write_timeout: Duration::from_secs(config.write_timeout_secs),
         drain_timeout: Duration::from_secs(config.shutdown_timeout_secs),
@@ -197,5 +201,41 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn config(args: &[&str]) -> Config {
+        Config::try_parse_from(std::iter::once("backend").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn the_connection_cap_follows_the_open_file_limit_unless_set() {
+        let limits = settings(&config(&[]), Some(1024)).unwrap();
+        assert_eq!(limits.max_connections, 1024 - 128);
+        assert_eq!(limits.reserve, 32);
+        let limits = settings(&config(&[]), None).unwrap();
+        assert_eq!(limits.max_connections, 4096);
+        let limits = settings(&config(&["--max-connections", "100"]), Some(1024)).unwrap();
+        assert_eq!(limits.max_connections, 100);
+    }
+
+    #[test]
+    fn a_reserve_as_large_as_the_cap_is_refused_naming_the_flags() {
+        let error = settings(&config(&["--max-connections", "32"]), None).unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("--connection-reserve 32"), "{message}");
+        assert!(message.contains("--max-connections 32"), "{message}");
+    }
+
+    #[test]
+    fn a_tiny_open_file_limit_shrinks_the_default_reserve() {
+        let limits = settings(&config(&[]), Some(150)).unwrap();
+        assert_eq!((limits.max_connections, limits.reserve), (22, 11));
     }
 }
