@@ -64,6 +64,38 @@ pub struct Config {
     /// Seconds to wait for in-flight requests on SIGTERM / Ctrl-C before closing connections.
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
     pub shutdown_timeout_secs: u64,
+
+    /// Length of the listen queue (connections the kernel completes before they are accepted);
+    /// default: `net.core.somaxconn`, at most 4096. A short queue turns bursts of connects into
+    /// dropped SYNs that clients retry a second later.
+    #[arg(long, env = "BACKLOG", value_parser = clap::value_parser!(u32).range(1..=65535))]
+    pub backlog: Option<u32>,
+
+    /// Most connections open at once; default: the open-file limit (raised to its hard limit at
+    /// startup) minus 128 descriptors kept for the store, the collector and /proc reads.
+    #[arg(long, env = "MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(2..))]
+    pub max_connections: Option<u64>,
+
+    /// Connections kept for scrapes and probes: above `--max-connections` minus this many, each
+    /// new connection makes an idle one close to take its place; when none is idle, new
+    /// connections serve only /metrics and /health (other requests answer 503).
+    #[arg(long, env = "CONNECTION_RESERVE", default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
+    pub connection_reserve: u64,
+
+    /// Longest wait for a complete request head, including the idle time of a keep-alive
+    /// connection between requests; then the connection is closed.
+    #[arg(long, env = "HEADER_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout_secs: u64,
+
+    /// Longest time to receive a request body; slower bodies answer 408 without holding one of
+    /// the `--max-concurrency` slots while they trickle in.
+    #[arg(long, env = "BODY_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_timeout_secs: u64,
+
+    /// Longest a response write may make no progress (a client that does not read); then the
+    /// connection is closed.
+    #[arg(long, env = "WRITE_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub write_timeout_secs: u64,
 }
 
 impl Config {
@@ -75,6 +107,11 @@ impl Config {
     /// The per-request time limit.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_secs)
+    }
+
+    /// The time limit of reading a request body.
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_secs(self.body_timeout_secs)
     }
 
     /// The SQLite location with any `sqlite:` URL prefix removed.

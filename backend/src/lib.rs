@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod routes;
+pub mod server;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -24,14 +24,16 @@ pub struct Parts {
     pub metrics: HttpMetrics,
     /// Fault injection on `/api/*`.
     pub faults: Faults,
-    /// Concurrency cap and per-request timeout.
+    /// Concurrency cap, body and per-request time limits of the API.
     pub limits: Limits,
     /// Bearer token protecting `/metrics`, if any.
     pub metrics_token: Option<String>,
 }
 
 /// Builds the service: routes, the observing hoop around everything (so 404s, 405s, 413s,
-/// limits and panics are measured too), the limits inside it, and the JSON error catcher.
+/// limits and panics are measured too), the size limits inside it, the API's concurrency cap
+/// and time limits on `/api` only (scrapes and probes answer while the API is saturated), and
+/// the JSON error catcher.
 pub fn service(parts: Parts) -> Service {
     let Parts {
         store,
@@ -40,7 +42,7 @@ pub fn service(parts: Parts) -> Service {
         limits,
         metrics_token,
     } = parts;
-    let mut api = Router::with_path("api");
+    let mut api = Router::with_path("api").hoop(limits);
     if !faults.is_off() {
         api = api.hoop(faults);
     }
@@ -62,6 +64,6 @@ pub fn service(parts: Parts) -> Service {
         }));
     Service::new(router)
         .hoop(observe::Observe::new(metrics))
-        .hoop(limits)
+        .hoop(limits::Oversized)
         .catcher(Catcher::new(error::JsonCatcher))
 }

@@ -48,32 +48,81 @@ impl Handler for Observe {
         let span = server_span(method, route.as_deref(), &endpoint, req.version());
         // An absent or malformed traceparent leaves the span as a new root.
         let _ = span.set_parent(parent_context(req.headers()));
+        let mut record = Record {
+            metrics: &self.metrics,
+            started,
+            method,
+            route,
+            endpoint,
+            span,
+            done: false,
+        };
 
         let outcome = AssertUnwindSafe(ctrl.call_next(req, depot, res))
             .catch_unwind()
-            .instrument(span.clone())
+            .instrument(record.span.clone())
             .await;
         if outcome.is_err() {
             // The panic hook has already logged the panic itself.
             res.render(ApiError::internal("internal server error"));
             ctrl.skip_rest();
         }
+        record.finish(res.status_code.unwrap_or(StatusCode::OK).as_u16());
+    }
+}
 
-        let status = res.status_code.unwrap_or(StatusCode::OK).as_u16();
-        let elapsed = started.elapsed();
-        self.metrics.observe(
-            method,
-            route.as_deref().unwrap_or(UNMATCHED_PATH),
-            status,
-            elapsed,
-        );
-        span.record("http.response.status_code", i64::from(status));
+/// Status of a request whose client went away before its answer (nginx's convention): hyper
+/// then drops the handler, and the request is still counted, logged and traced once.
+pub const CLIENT_CLOSED_REQUEST: u16 = 499;
+
+/// The one account of a request: made by [`Record::finish`], or on drop (the client closed the
+/// connection mid-request) with [`CLIENT_CLOSED_REQUEST`].
+struct Record<'a> {
+    metrics: &'a HttpMetrics,
+    started: Instant,
+    method: &'static str,
+    route: Option<String>,
+    endpoint: String,
+    span: Span,
+    done: bool,
+}
+
+impl Record<'_> {
+    fn finish(&mut self, status: u16) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        let elapsed = self.started.elapsed();
+        let route = self.route.as_deref().unwrap_or(UNMATCHED_PATH);
+        self.metrics.observe(self.method, route, status, elapsed);
+        self.span
+            .record("http.response.status_code", i64::from(status));
         if status >= 500 {
-            span.record("otel.status_code", "ERROR");
+            self.span.record("otel.status_code", "ERROR");
         }
         let duration_ms = (elapsed.as_secs_f64() * 1e6).round() / 1e3;
-        log_completed(&span, &endpoint, method, status, duration_ms);
+        log_completed(&self.span, &self.endpoint, self.method, status, duration_ms);
     }
+}
+
+impl Drop for Record<'_> {
+    fn drop(&mut self) {
+        self.finish(CLIENT_CLOSED_REQUEST);
+    }
+}
+
+/// Accounts for a request that hyper refused before the service saw it (a malformed request
+/// line or header, an over-long URI, too many or too large headers): counted under
+/// `method="_OTHER"`, `path="<unmatched>"` (nothing of it was parsed), logged with an empty
+/// `endpoint`, and traced as a SERVER span named `HTTP`.
+pub fn record_rejected(metrics: &HttpMetrics, status: u16, elapsed: std::time::Duration) {
+    const METHOD: &str = "_OTHER";
+    metrics.observe(METHOD, UNMATCHED_PATH, status, elapsed);
+    let span = server_span(METHOD, None, "", Version::HTTP_11);
+    span.record("otel.name", "HTTP");
+    span.record("http.response.status_code", i64::from(status));
+    let duration_ms = (elapsed.as_secs_f64() * 1e6).round() / 1e3;
+    log_completed(&span, "", METHOD, status, duration_ms);
 }
 
 /// The SERVER span, named `{METHOD} {route}` (just `{METHOD}` when no route matched, as the

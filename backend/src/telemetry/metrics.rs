@@ -2,8 +2,11 @@
 
 use std::time::Duration;
 
+use std::io::Write as _;
+
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 /// Content type of the text exposition format that Prometheus scrapes.
@@ -34,16 +37,9 @@ pub struct MetricsError(#[from] prometheus::Error);
 impl HttpMetrics {
     /// Registers the request metrics and the process collector on `registry`.
     pub fn new(registry: Registry) -> Result<Self, MetricsError> {
-        let requests = IntCounterVec::new(
-            Opts::new("fastapi_requests_total", "Total HTTP requests"),
-            &LABELS,
-        )?;
+        let requests = IntCounterVec::new(Opts::new(REQUESTS, REQUESTS_HELP), &LABELS)?;
         let duration = HistogramVec::new(
-            HistogramOpts::new(
-                "fastapi_request_duration_seconds",
-                "HTTP request duration in seconds",
-            )
-            .buckets(DURATION_BUCKETS.to_vec()),
+            HistogramOpts::new(DURATION, DURATION_HELP).buckets(DURATION_BUCKETS.to_vec()),
             &LABELS,
         )?;
         registry.register(Box::new(requests.clone()))?;
@@ -67,11 +63,69 @@ impl HttpMetrics {
             .observe(elapsed.as_secs_f64());
     }
 
-    /// Encodes every collector in the text exposition format.
+    /// Encodes every collector in the text exposition format. The request families are declared
+    /// (HELP and TYPE) even before their first observation: the `prometheus` crate leaves out a
+    /// labelled family with no series, and a fresh start must still show the contract's names.
     pub fn encode(&self) -> Result<Vec<u8>, MetricsError> {
+        let families = self.registry.gather();
         let mut body = Vec::with_capacity(8 * 1024);
-        TextEncoder::new().encode(&self.registry.gather(), &mut body)?;
+        TextEncoder::new().encode(&families, &mut body)?;
+        for (name, help, kind) in [
+            (REQUESTS, REQUESTS_HELP, "counter"),
+            (DURATION, DURATION_HELP, "histogram"),
+        ] {
+            if !families.iter().any(|family| family.name() == name) {
+                // Writing to a Vec cannot fail.
+                let _ = write!(body, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
+            }
+        }
         Ok(body)
+    }
+}
+
+const REQUESTS: &str = "fastapi_requests_total";
+const REQUESTS_HELP: &str = "Total HTTP requests";
+const DURATION: &str = "fastapi_request_duration_seconds";
+const DURATION_HELP: &str = "HTTP request duration in seconds";
+
+/// The server's connection counters: what happens before a request exists.
+#[derive(Clone)]
+pub struct ConnectionMetrics {
+    /// Connections open now.
+    pub open: IntGauge,
+    /// Connections answered 503 and closed at once because the connection cap was reached.
+    pub shed: IntCounter,
+    /// Idle connections closed to make room for new ones.
+    pub evicted: IntCounter,
+    /// Failed `accept` calls (out of descriptors, out of memory...).
+    pub accept_errors: IntCounter,
+}
+
+impl ConnectionMetrics {
+    /// Registers the counters on `registry`.
+    pub fn new(registry: &Registry) -> Result<Self, MetricsError> {
+        let open = IntGauge::new("backend_connections_open", "Client connections open now")?;
+        registry.register(Box::new(open.clone()))?;
+        let counter = |name: &str, help: &str| -> Result<IntCounter, MetricsError> {
+            let counter = IntCounter::new(name, help)?;
+            registry.register(Box::new(counter.clone()))?;
+            Ok(counter)
+        };
+        Ok(Self {
+            open,
+            shed: counter(
+                "backend_connections_shed_total",
+                "Connections answered 503 and closed at once: the connection cap was reached",
+            )?,
+            evicted: counter(
+                "backend_connections_evicted_total",
+                "Idle connections closed to make room for new ones near the connection cap",
+            )?,
+            accept_errors: counter(
+                "backend_accept_errors_total",
+                "Failed accepts of new connections (descriptors or memory exhausted)",
+            )?,
+        })
     }
 }
 
@@ -98,5 +152,22 @@ mod tests {
         assert!(text.contains(r#"le="0.025"} 0"#));
         assert!(text.contains("process_cpu_seconds_total"));
         assert!(text.contains("process_resident_memory_bytes"));
+    }
+
+    #[test]
+    fn a_fresh_registry_declares_the_request_families() {
+        let metrics = HttpMetrics::new(Registry::new()).unwrap();
+        let text = String::from_utf8(metrics.encode().unwrap()).unwrap();
+        assert!(text.contains("# HELP fastapi_requests_total Total HTTP requests\n"));
+        assert!(text.contains("# TYPE fastapi_requests_total counter\n"));
+        assert!(text.contains("# TYPE fastapi_request_duration_seconds histogram\n"));
+        metrics.observe("GET", "/health", 200, Duration::from_millis(1));
+        let text = String::from_utf8(metrics.encode().unwrap()).unwrap();
+        assert_eq!(text.matches("# TYPE fastapi_requests_total").count(), 1);
+        assert_eq!(
+            text.matches("# TYPE fastapi_request_duration_seconds")
+                .count(),
+            1
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! The OpenTelemetry tracer provider: OTLP/gRPC through a batch processor, configured by the
 //! standard environment, with every span counted from the moment it ends to its export or loss.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use opentelemetry::{Context, Key, Value};
@@ -68,18 +70,25 @@ pub fn provider(resource: Resource, registry: &Registry) -> Result<SdkTracerProv
     }
     let stats = ExportStats::register(registry)?;
     let exporter = OtlpExporter::new(&OtlpConfig::from_env()?, stats.counters.clone())?;
-    // The batch config reads OTEL_BSP_*; only the queue's default is ours.
-    let mut batch = BatchConfigBuilder::default();
-    if std::env::var_os("OTEL_BSP_MAX_QUEUE_SIZE").is_none() {
-        batch = batch.with_max_queue_size(DEFAULT_QUEUE_SIZE);
-    }
+    // The batch config reads OTEL_BSP_*; only the queue's default is ours, and the queue size
+    // is set here so that the counting processor knows it.
+    let capacity = std::env::var("OTEL_BSP_MAX_QUEUE_SIZE")
+        .ok()
+        .and_then(|raw| raw.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(DEFAULT_QUEUE_SIZE);
+    let batch = BatchConfigBuilder::default()
+        .with_max_queue_size(capacity)
+        .build();
     let processor = BatchSpanProcessor::builder(exporter)
-        .with_batch_config(batch.build())
+        .with_batch_config(batch)
         .build();
     Ok(builder
         .with_span_processor(CountingProcessor {
             inner: processor,
             stats,
+            capacity,
+            queue_full: AtomicU64::new(0),
         })
         .build())
 }
@@ -112,6 +121,7 @@ impl ExportStats {
                 "Sampled spans handed to the batch processor for export",
             )?,
             counters: ExportCounters {
+                pending: Arc::new(AtomicUsize::new(0)),
                 exported: counter(
                     "otel_spans_exported_total",
                     "Spans accepted by the OTLP collector",
@@ -125,12 +135,17 @@ impl ExportStats {
     }
 }
 
-/// Counts the spans that enter the batch processor, so that what a full queue drops (the SDK
-/// only counts it internally) is accounted for at shutdown.
+/// Counts the spans that enter the batch processor, and drops (and counts, at once) those its
+/// queue has no room for: the SDK drops them too, but only counts them internally.
 #[derive(Debug)]
 struct CountingProcessor<P> {
     inner: P,
     stats: ExportStats,
+    /// The batch processor's queue size: never more spans are pending than this, so its queue
+    /// never overflows on its own.
+    capacity: usize,
+    /// Spans dropped here because the queue was full, for the shutdown summary.
+    queue_full: AtomicU64,
 }
 
 impl<P: SpanProcessor> SpanProcessor for CountingProcessor<P> {
@@ -142,6 +157,13 @@ impl<P: SpanProcessor> SpanProcessor for CountingProcessor<P> {
         if span.span_context.is_sampled() {
             self.stats.ended.inc();
         }
+        let pending = &self.stats.counters.pending;
+        if pending.fetch_add(1, Ordering::AcqRel) >= self.capacity {
+            pending.fetch_sub(1, Ordering::AcqRel);
+            self.stats.counters.dropped.inc();
+            self.queue_full.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         self.inner.on_end(span);
     }
 
@@ -152,15 +174,25 @@ impl<P: SpanProcessor> SpanProcessor for CountingProcessor<P> {
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
         let result = self.inner.shutdown_with_timeout(timeout);
         let ended = self.stats.ended.get();
-        let ExportCounters { exported, dropped } = &self.stats.counters;
+        let ExportCounters {
+            exported, dropped, ..
+        } = &self.stats.counters;
         let lost = ended.saturating_sub(exported.get() + dropped.get());
+        let queue_full = self.queue_full.load(Ordering::Relaxed);
+        if queue_full > 0 {
+            tracing::warn!(
+                target: "backend::telemetry",
+                dropped_spans = queue_full,
+                "Spans dropped because the export queue was full (counted in \
+                 otel_spans_dropped_total as it happened; raise OTEL_BSP_MAX_QUEUE_SIZE)"
+            );
+        }
         if lost > 0 {
             dropped.inc_by(lost);
             tracing::warn!(
                 target: "backend::telemetry",
                 dropped_spans = lost,
-                "Spans dropped because the export queue was full or the final flush timed out \
-                 (raise OTEL_BSP_MAX_QUEUE_SIZE)"
+                "Spans still queued when the final flush timed out were dropped"
             );
         }
         result

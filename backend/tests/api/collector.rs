@@ -237,7 +237,7 @@ async fn spans_flow_again_when_the_collector_comes_back() {
 }
 
 #[tokio::test]
-async fn a_full_queue_drops_are_counted_and_logged_at_shutdown() {
+async fn a_full_queue_drops_are_counted_as_they_happen_and_logged_at_shutdown() {
     // The queue cannot drain into a collector that never answers, so a small one must overflow.
     let (endpoint, held) = blackhole().await;
     let options = Options::default()
@@ -247,6 +247,16 @@ async fn a_full_queue_drops_are_counted_and_logged_at_shutdown() {
         .env("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "8");
     let app = spawn_app_with(options).await;
     send_within_two_seconds(&app, 50).await;
+    // Live: what did not fit is already counted, long before shutdown. At most the queue (8)
+    // and one batch in export (8) are neither exported nor dropped yet.
+    let metrics = app.metrics().await;
+    let ended = counter_in(&metrics, "otel_spans_ended_total");
+    let dropped = counter_in(&metrics, "otel_spans_dropped_total");
+    assert!(ended >= 150.0, "three spans per request: {ended}");
+    assert!(
+        dropped >= ended - 16.0,
+        "{dropped} of {ended} spans counted as dropped while running"
+    );
     let (exit, stdout) = app.terminate().await;
     assert!(exit.success());
     let warning = stdout

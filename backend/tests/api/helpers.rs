@@ -20,6 +20,8 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(15);
 pub struct Options {
     pub env: Vec<(String, String)>,
     pub args: Vec<String>,
+    /// Soft and hard open-file limits to start the backend with.
+    pub nofile: Option<(u64, u64)>,
 }
 
 impl Options {
@@ -30,6 +32,12 @@ impl Options {
 
     pub fn arg(mut self, arg: &str) -> Self {
         self.args.push(arg.into());
+        self
+    }
+
+    /// Starts the backend under these open-file limits (soft, then hard).
+    pub fn nofile(mut self, soft: u64, hard: u64) -> Self {
+        self.nofile = Some((soft, hard));
         self
     }
 
@@ -58,7 +66,21 @@ pub async fn spawn_app() -> TestApp {
 /// Starts the backend with `options` on top of the test defaults.
 pub async fn spawn_app_with(options: Options) -> TestApp {
     let addr = free_port();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_backend"));
+    let binary = env!("CARGO_BIN_EXE_backend");
+    let mut command = match options.nofile {
+        // The shell sets the limits and then becomes the backend (same pid).
+        Some((soft, hard)) => {
+            let mut command = Command::new("sh");
+            command
+                .arg("-c")
+                .arg(format!(
+                    "ulimit -Sn {soft} && ulimit -Hn {hard} && exec \"$0\" \"$@\""
+                ))
+                .arg(binary);
+            command
+        }
+        None => Command::new(binary),
+    };
     command
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -202,15 +224,30 @@ impl TestApp {
     }
 
     /// Sends SIGTERM and waits (bounded) for the exit status.
-    pub async fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
+    pub async fn terminate(self) -> (std::process::ExitStatus, Vec<String>) {
+        self.sigterm();
+        self.wait_exit(Duration::from_secs(20)).await
+    }
+
+    /// Sends SIGTERM without waiting.
+    pub fn sigterm(&self) {
         let status = std::process::Command::new("kill")
             .args(["-TERM", &self.pid().to_string()])
             .status()
             .expect("run kill");
         assert!(status.success(), "kill -TERM failed");
-        let exit = tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+    }
+
+    /// True while the process has not exited.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits at most `within` for the exit status, and the stdout lines.
+    pub async fn wait_exit(mut self, within: Duration) -> (std::process::ExitStatus, Vec<String>) {
+        let exit = tokio::time::timeout(within, self.child.wait())
             .await
-            .expect("backend exits within 20 s of SIGTERM")
+            .unwrap_or_else(|_| panic!("backend exits within {within:?} of SIGTERM"))
             .expect("wait for backend");
         // Let the reader tasks drain the pipes.
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -147,3 +147,22 @@ async fn overlong_urls_and_header_blocks_get_json_414_and_431_counted_and_logged
             .is_some_and(|e| e.len() < 10_000 + 20)
     }));
 }
+
+#[tokio::test]
+async fn a_request_whose_client_goes_away_is_still_counted_and_logged_as_499() {
+    use tokio::io::AsyncWriteExt;
+    let options = Options::default().arg("--fault-latency-ms").arg("5000");
+    let app = spawn_app_with(options).await;
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    stream
+        .write_all(b"GET /api/users/1 HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    drop(stream);
+    let line = app.wait_for_request_lines(1).await.remove(0);
+    assert_eq!(line["status_code"], 499, "{line}");
+    assert_eq!(line["level"], "WARNING");
+    let metrics = app.metrics().await;
+    assert_eq!(counter(&metrics, "GET", "/api/users/{user_id}", "499"), 1.0);
+}

@@ -7,6 +7,7 @@ mod hostile;
 mod limits;
 mod logs;
 mod metrics;
+mod server;
 mod shutdown;
 mod traces;
 mod verify;

@@ -1,8 +1,75 @@
-//! SIGTERM: in-flight requests complete, spans are flushed, the process exits 0.
+//! SIGTERM: the listener closes at once, connections without a request in progress are
+//! dropped, in-flight requests complete, spans are flushed, the process exits 0.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 use crate::helpers::{Options, receiver, spawn_app_with};
+
+#[tokio::test]
+async fn sigterm_with_a_half_sent_request_head_refuses_new_connections_and_exits_well_within_the_drain_timeout()
+ {
+    let options = Options::default()
+        .arg("--shutdown-timeout-secs")
+        .arg("20")
+        .arg("--fault-latency-ms")
+        .arg("1500");
+    let mut app = spawn_app_with(options).await;
+    let mut half_sent = TcpStream::connect(app.addr).await.expect("connect");
+    half_sent
+        .write_all(b"GET /api/users/1 HTTP/1.1\r\nHost: test\r\n")
+        .await
+        .unwrap();
+    let in_flight = {
+        let request = app.client.get(app.url("/api/users/1"));
+        tokio::spawn(async move { request.send().await.map(|r| r.status().as_u16()) })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let signalled = Instant::now();
+    app.sigterm();
+
+    // The listener closes at once: connects are refused (not accepted and left hanging) while
+    // the in-flight request is still being drained.
+    let mut refused_while_draining = false;
+    for _ in 0..250 {
+        match TcpStream::connect(app.addr).await {
+            Err(error) if error.kind() == std::io::ErrorKind::ConnectionRefused => {
+                refused_while_draining = app.is_running();
+                break;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    assert!(
+        refused_while_draining,
+        "new connections refused during the drain"
+    );
+
+    // The half-sent head is dropped, not waited for.
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), half_sent.read_to_end(&mut rest)).await;
+    assert!(read.is_ok(), "the half-sent connection is closed");
+    assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
+
+    assert_eq!(in_flight.await.unwrap().expect("drained"), 200);
+    let (exit, stdout) = app.wait_exit(Duration::from_secs(15)).await;
+    assert!(exit.success(), "exit status {exit}");
+    let elapsed = signalled.elapsed();
+    assert!(
+        elapsed < Duration::from_secs(10),
+        "exit {elapsed:?} after SIGTERM, with a 20 s drain timeout"
+    );
+    let completed = stdout
+        .iter()
+        .filter(|l| l.contains("\"Request completed\""))
+        .count();
+    assert_eq!(
+        completed, 1,
+        "only the in-flight request was a request: {stdout:?}"
+    );
+}
 
 #[tokio::test]
 async fn sigterm_drains_in_flight_requests_flushes_spans_and_exits_zero() {

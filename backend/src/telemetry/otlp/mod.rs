@@ -10,7 +10,8 @@
 pub mod wire;
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use opentelemetry_sdk::Resource;
@@ -221,6 +222,10 @@ pub struct ExportCounters {
     pub exported: IntCounter,
     /// Spans lost to a failed export or rejected by the collector.
     pub dropped: IntCounter,
+    /// Spans handed to the batch processor and not yet to the exporter: the processor's queue
+    /// (and the batch it is assembling), kept here so that a full queue is seen, and its
+    /// drops counted, the moment it happens.
+    pub pending: Arc<AtomicUsize>,
 }
 
 /// Sends span batches to an OTLP/gRPC collector; see the module docs.
@@ -316,6 +321,13 @@ impl SpanExporter for OtlpExporter {
             return Err(OTelSdkError::AlreadyShutdown);
         }
         let spans = batch.len();
+        // These spans have left the queue, whatever becomes of them.
+        let _ = self
+            .counters
+            .pending
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                Some(n.saturating_sub(spans))
+            });
         let body = self.encoder.encode(&batch);
         drop(batch);
         match self.send(body).await {
