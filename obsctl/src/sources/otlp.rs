@@ -259,7 +259,7 @@ impl OtlpReceiver {
     /// Start a receiver on `bind` with `options`.
     pub async fn start_with(bind: SocketAddr, options: OtlpOptions) -> Result<Self, OtlpError> {
         let bind_err = |error| OtlpError::Bind { addr: bind, error };
-        let listener = TcpListener::bind(bind).await.map_err(bind_err)?;
+        let listener = listen(bind).map_err(bind_err)?;
         let local_addr = listener.local_addr().map_err(bind_err)?;
         let shared = Arc::new(Shared {
             store: Arc::new(Mutex::new(SpanStore::new(options.limits()))),
@@ -398,4 +398,23 @@ impl Drop for OtlpReceiver {
             task.abort();
         }
     }
+}
+
+/// Binds `addr` with the kernel's largest listen backlog (`net.core.somaxconn`, at most 4096):
+/// tokio's `TcpListener::bind` asks for 128, and a burst of exporters' connects past it is
+/// dropped and retried only a second later.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let backlog = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|raw| raw.trim().parse::<i32>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(1024)
+        .min(4096);
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog)?;
+    TcpListener::from_std(socket.into())
 }

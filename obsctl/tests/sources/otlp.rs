@@ -284,3 +284,33 @@ async fn the_real_opentelemetry_otlp_exporter_is_received() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_receiver_listens_with_the_kernels_backlog_not_tokios_128() {
+    let receiver = start(10).await;
+    let port = receiver.local_addr().port();
+    let filter = format!("sport = :{port}");
+    let Ok(out) = std::process::Command::new("ss")
+        .args(["-ltnH", &filter])
+        .output()
+    else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI installs ss (iproute2)"
+        );
+        eprintln!("SKIPPED: no `ss` to read the backlog back");
+        return;
+    };
+    // A listening socket's Send-Q is its backlog.
+    let text = String::from_utf8_lossy(&out.stdout);
+    let backlog: u32 = text
+        .split_whitespace()
+        .nth(2)
+        .and_then(|q| q.parse().ok())
+        .unwrap_or_else(|| panic!("no listening socket in {text:?}"));
+    let somaxconn: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1024);
+    assert_eq!(backlog, somaxconn.min(4096), "{text}");
+}
