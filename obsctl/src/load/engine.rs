@@ -15,11 +15,13 @@ use super::sink::{Batch, SampleSink};
 use crate::report::Segment;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
+use tokio::time::Sleep;
 
 /// Longest a dispatcher sleep lasts before it looks at the stop flag again.
 const STOP_POLL: Duration = Duration::from_millis(20);
@@ -171,6 +173,9 @@ struct Worker {
     connection: Option<Connection>,
     rng: SmallRng,
     stop: watch::Receiver<bool>,
+    /// The response deadline, re-armed per request: one timer for the worker's life rather
+    /// than one registered and dropped per request.
+    timer: Pin<Box<Sleep>>,
 }
 
 impl Worker {
@@ -181,6 +186,7 @@ impl Worker {
             connection: None,
             rng: SmallRng::from_rng(&mut rand::rng()),
             stop,
+            timer: Box::pin(tokio::time::sleep(Duration::from_secs(3600))),
         }
     }
 
@@ -223,10 +229,18 @@ impl Worker {
     }
 
     async fn send(&mut self, request: Outgoing, deadline: Instant, index: usize) -> Outcome {
-        let mut stop = self.stop.clone();
-        let exchange = exchange(&mut self.connection, &self.shared.connector, &request);
+        let Self {
+            connection,
+            shared,
+            stop,
+            timer,
+            ..
+        } = self;
+        timer.as_mut().reset(deadline.into());
         let result = tokio::select! {
-            r = tokio::time::timeout_at(deadline.into(), exchange) => r.map_err(|_| ErrorKind::Timeout),
+            biased;
+            r = exchange(connection, &shared.connector, &request) => Ok(r),
+            () = timer.as_mut() => Err(ErrorKind::Timeout),
             _ = stop.wait_for(|stopped| *stopped) => Err(ErrorKind::Cancelled),
         };
         let status = match result {

@@ -223,9 +223,16 @@ type Head = (u16, Framing, bool);
 
 /// The head at the start of `bytes`, if complete, and the bytes it takes.
 fn parse_head(bytes: &[u8], head: bool) -> Result<Option<(usize, Head)>, ReadError> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut headers);
-    let consumed = match response.parse(bytes) {
+    // Left uninitialised: zeroing 128 headers per response cost more than parsing them.
+    let mut headers =
+        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut response,
+        bytes,
+        &mut headers,
+    );
+    let consumed = match parsed {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(e) => return Err(ReadError::Malformed(e.to_string())),
@@ -234,8 +241,9 @@ fn parse_head(bytes: &[u8], head: bool) -> Result<Option<(usize, Head)>, ReadErr
     let http10 = response.version == Some(0);
     let (mut length, mut chunked, mut close, mut keep_alive) = (None, false, false, false);
     for header in response.headers.iter() {
-        let value = std::str::from_utf8(header.value).unwrap_or_default();
+        let value = || std::str::from_utf8(header.value).unwrap_or_default();
         if header.name.eq_ignore_ascii_case("content-length") {
+            let value = value();
             let parsed = value
                 .trim()
                 .parse::<u64>()
@@ -245,12 +253,12 @@ fn parse_head(bytes: &[u8], head: bool) -> Result<Option<(usize, Head)>, ReadErr
             }
             length = Some(parsed);
         } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
-            chunked = value
+            chunked = value()
                 .rsplit(',')
                 .next()
                 .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
         } else if header.name.eq_ignore_ascii_case("connection") {
-            for token in value.split(',').map(str::trim) {
+            for token in value().split(',').map(str::trim) {
                 close |= token.eq_ignore_ascii_case("close");
                 keep_alive |= token.eq_ignore_ascii_case("keep-alive");
             }
