@@ -82,6 +82,9 @@ async fn verify_passes_every_check_of_the_real_backend_without_prometheus() {
             "logs-loki",
             "prometheus-scrape",
             "process-metrics-prometheus",
+            "accounting-prometheus",
+            "accounting-loki",
+            "accounting-tempo",
             "grafana",
             "dashboard-panels",
         ],
@@ -113,7 +116,14 @@ async fn verify_passes_every_check_of_the_real_backend_with_a_real_prometheus() 
     // The built-in dashboard's panels are evaluated against that Prometheus.
     assert_all_pass_except(
         verification.report.as_ref().expect("not interrupted"),
-        &["traces-tempo", "logs-loki", "grafana"],
+        // Accounting through Prometheus passes too: it scrapes the backend as job fastapi-backend.
+        &[
+            "traces-tempo",
+            "logs-loki",
+            "accounting-loki",
+            "accounting-tempo",
+            "grafana",
+        ],
     );
 }
 
