@@ -5,6 +5,7 @@ pub mod check;
 pub mod cli;
 pub mod config_file;
 pub mod load;
+pub mod markup;
 pub mod process;
 pub mod report;
 pub mod scenario;

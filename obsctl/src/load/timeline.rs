@@ -7,7 +7,7 @@
 //! seconds keep only their percentiles.
 
 use super::sample::{ErrorKind, Sample};
-use crate::report::Second;
+use crate::report::{Second, round3};
 use hdrhistogram::Histogram;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -168,10 +168,6 @@ impl Timeline {
             })
             .collect()
     }
-}
-
-fn round3(v: f64) -> f64 {
-    (v * 1000.0).round() / 1000.0
 }
 
 #[cfg(test)]

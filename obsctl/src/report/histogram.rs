@@ -2,7 +2,7 @@
 //! merged exactly: HdrHistogram's V2 format, deflate-compressed (the `HISTFILE` encoding of
 //! HdrHistogram's Java, C and Go ports), in base64. Values are microseconds.
 
-use super::Latency;
+use super::{Latency, round3};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hdrhistogram::Histogram;
@@ -46,10 +46,6 @@ pub fn latency(histogram: &Histogram<u64>) -> Latency {
         p99_9: at(0.999),
         max: (samples > 0).then(|| ms(histogram.max())),
     }
-}
-
-fn round3(v: f64) -> f64 {
-    (v * 1000.0).round() / 1000.0
 }
 
 /// `histogram` in the report's encoding.

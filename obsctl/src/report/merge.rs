@@ -15,7 +15,7 @@ use time::format_description::well_known::Rfc3339;
 use super::histogram::{self, HistogramError};
 use super::{
     Histograms, MAX_EXAMPLES, Merged, NamedHistogram, NamedStats, RequestCount, RunReport, Second,
-    Stats, thresholds, verdict,
+    Stats, round3, thresholds, verdict,
 };
 
 /// Why shards cannot be merged.
@@ -458,8 +458,4 @@ fn merge_timelines(reports: &[&RunReport], start: OffsetDateTime) -> Vec<Second>
         }
     }
     seconds.into_values().collect()
-}
-
-fn round3(v: f64) -> f64 {
-    (v * 1000.0).round() / 1000.0
 }

@@ -28,6 +28,11 @@ pub const SCHEMA_VERSION: u32 = 2;
 /// accounting reads as templates without placeholders.
 pub const READABLE_VERSIONS: [u32; 2] = [1, 2];
 
+/// `v` rounded to 3 decimals: the precision reports give milliseconds and rates.
+pub(crate) fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
 /// Example concrete paths kept per count entry, for evidence.
 pub const MAX_EXAMPLES: usize = 5;
 

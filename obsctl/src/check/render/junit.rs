@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 
 use crate::check::model::{CheckResult, Status};
 use crate::check::report::CheckReport;
+use crate::markup::escape;
 
 /// The report as a JUnit XML document. The suite is named after the service, never after an
 /// ephemeral address, so CI test history lines up from run to run.
@@ -123,35 +124,4 @@ fn one_line(text: &str) -> String {
         short.push('…');
     }
     short
-}
-
-/// XML-escapes text and drops characters XML 1.0 cannot carry.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}' => out.push('\u{fffd}'),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn escape_handles_markup_and_control_characters() {
-        assert_eq!(
-            escape("a<b>&\"c'\u{1}"),
-            "a&lt;b&gt;&amp;&quot;c&apos;\u{fffd}"
-        );
-    }
 }

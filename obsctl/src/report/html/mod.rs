@@ -61,21 +61,7 @@ fn note(html: &str) -> String {
     format!("<p class=\"note\">{html}</p>")
 }
 
-/// `text` with the characters HTML gives a meaning escaped, for text and attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use crate::markup::escape;
 
 #[cfg(test)]
 mod tests;
