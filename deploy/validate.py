@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -46,9 +47,11 @@ def check(ok, what, detail=""):
 
 
 def load_yaml(path):
+    """The file's document, or the list of its documents when it holds several (manifests)."""
     try:
         with open(path) as f:
-            return yaml.safe_load(f)
+            docs = [d for d in yaml.safe_load_all(f) if d is not None]
+        return docs[0] if len(docs) == 1 else docs
     except Exception as e:  # report every broken file, not just the first
         check(False, f"{path.relative_to(ROOT)} parses as YAML", str(e))
         return None
@@ -162,14 +165,55 @@ def check_promtool():
           (run.stdout + run.stderr).strip().splitlines()[-1])
 
 
+def check_k8s(validator):
+    """deploy/k8s: every kustomization resource exists, the embedded Prometheus config passes
+    promtool, and every manifest passes kubernetes-validate --strict (when given)."""
+    k8s = DEPLOY / "k8s"
+    kustomization = load_yaml(k8s / "kustomization.yaml")
+    resources = kustomization.get("resources", [])
+    for resource in resources:
+        check((k8s / resource).is_file(), f"k8s: kustomization resource {resource} exists")
+    manifests = sorted(p for p in k8s.glob("*.yaml") if p.name != "kustomization.yaml")
+    config = None
+    for path in manifests:
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc.get("kind") == "ConfigMap" and "prometheus.yml" in doc.get("data", {}):
+                config = doc["data"]["prometheus.yml"]
+    check(config is not None, "k8s: a ConfigMap carries prometheus.yml")
+    promtool = shutil.which("promtool")
+    if config is not None and promtool:
+        with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as f:
+            f.write(config)
+        run = subprocess.run([promtool, "check", "config", f.name], capture_output=True, text=True)
+        Path(f.name).unlink()
+        said = (run.stdout + run.stderr).strip().splitlines()
+        if "kubernetes_sd_configs not found" in (run.stdout + run.stderr):
+            # Debian builds Prometheus without Kubernetes service discovery.
+            print("skip  promtool check of the k8s prometheus.yml: this promtool has no kubernetes_sd")
+        else:
+            check(run.returncode == 0, "k8s: promtool check config of the ConfigMap's prometheus.yml",
+                  said[-1] if said else "")
+        check("job_name: fastapi-backend" in config and "role: pod" in config,
+              "k8s: Prometheus scrapes every pod as job fastapi-backend (kubernetes_sd, pod role)")
+    if not validator:
+        print("skip  kubernetes-validate not given (--kubernetes-validate PATH)")
+        return
+    run = subprocess.run([validator, "--strict", *map(str, manifests)], capture_output=True, text=True)
+    last = (run.stdout + run.stderr).strip().splitlines()
+    check(run.returncode == 0, f"k8s: kubernetes-validate --strict on {len(manifests)} manifests",
+          last[-1] if last else "")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--compose-schema", help="path to compose-spec.json")
+    parser.add_argument("--kubernetes-validate", help="path to the kubernetes-validate command")
     args = parser.parse_args()
     check_parse_all()
     check_compose(args.compose_schema)
     check_dashboard()
     check_promtool()
+    check_k8s(args.kubernetes_validate)
     print(f"\n{len(failures)} failed" if failures else "\nall checks passed")
     return 1 if failures else 0
 
