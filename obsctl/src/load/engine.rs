@@ -210,7 +210,8 @@ impl Worker {
         if sample.end >= start_by || self.shared.stop.is_stopped() {
             return sample;
         }
-        // Sequence numbers count requests in send order: they are contiguous from 0.
+        // Sequence numbers count requests in send order: contiguous from 0, or for shard I of N
+        // every N-th from I - 1, so that shards of one run never share a trace id.
         let seq = self
             .shared
             .seq(self.shared.next_seq.fetch_add(1, Ordering::Relaxed));
