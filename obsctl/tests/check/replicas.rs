@@ -1,7 +1,8 @@
 //! `accounting-prometheus` against a real Prometheus scraping two replicas as one job: exact
 //! through Prometheus alone when it scrapes both (each replica saw part of the run), failing
 //! with the missing increments when one replica is left out of the scrape config, and naming a
-//! replica whose counter went down (restarted) during the run.
+//! replica whose counter went down (restarted) during the run; and two real backend processes,
+//! each sent one shard of a run, accounted for exactly through Prometheus alone.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -178,4 +179,150 @@ async fn prometheus_accounts_exactly_across_replicas_and_names_what_one_lost() {
     tokio::time::timeout(Duration::from_secs(120), all)
         .await
         .expect("the replica accounting test ends within 120 s");
+}
+
+/// The plan of a run split into two shards: `GET /api/users/{id}` for seeded and unknown ids, and
+/// `/health`, 120 req/s for 2 s.
+const PLAN: &str = r#"
+name = "replicas"
+[[stages]]
+duration = "2s"
+rate = 120
+[[requests]]
+name = "get_user"
+path = "/api/users/{{random:1..3}}"
+weight = 3
+expect = [200]
+[[requests]]
+name = "unknown_user"
+path = "/api/users/{{random:900000000..999999999}}"
+expect = [404]
+[[requests]]
+name = "health"
+path = "/health"
+"#;
+
+/// A free loopback port (bound a moment ago, then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The reference backend on `port`, telemetry off but metrics on; killed when dropped.
+async fn backend(binary: &std::path::Path, port: u16) -> tokio::process::Child {
+    let child = tokio::process::Command::new(binary)
+        .args(["--port", &port.to_string(), "--database", ":memory:"])
+        .env("OTEL_SDK_DISABLED", "true")
+        .env("LOG_LEVEL", "off")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the backend starts");
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return child;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the backend never listened on {port}");
+}
+
+/// Shard `index`/2 of [`PLAN`] under run `run`, sent to `port`.
+async fn shard(port: u16, index: u32, run: &str) -> obsctl::report::RunReport {
+    use obsctl::load::{LoadConfig, Overrides, RunId};
+    let scenario = obsctl::scenario::Scenario::parse(PLAN, std::path::Path::new("replicas.toml"))
+        .expect("the plan parses");
+    let overrides = Overrides {
+        target: Some(format!("http://127.0.0.1:{port}")),
+        segment: Some(obsctl::report::Segment { index, count: 2 }),
+        run_id: RunId::parse(run),
+        ..Overrides::default()
+    };
+    let mut config = LoadConfig::new(scenario, overrides).expect("a valid configuration");
+    config.progress = false;
+    obsctl::load::run(config, std::future::pending())
+        .await
+        .expect("the shard runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_sent_to_two_real_backends_are_accounted_exactly_through_prometheus_alone() {
+    let Some(prometheus_bin) = prometheus_binary() else {
+        return;
+    };
+    let backend_bin = std::path::Path::new(env!("CARGO_BIN_EXE_obsctl")).with_file_name("backend");
+    if !backend_bin.is_file() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI builds the backend next to obsctl (cargo test --workspace)"
+        );
+        eprintln!("SKIPPED: no backend binary next to obsctl; run cargo test --workspace");
+        return;
+    }
+    let all = async {
+        let (port_a, port_b) = (free_port(), free_port());
+        let _a = backend(&backend_bin, port_a).await;
+        let _b = backend(&backend_bin, port_b).await;
+        let config = PrometheusServerConfig {
+            binary: prometheus_bin,
+            scrape_interval: Duration::from_secs(1),
+            jobs: vec![ScrapeJob {
+                job_name: "fastapi-backend".to_owned(),
+                targets: vec![format!("127.0.0.1:{port_a}"), format!("127.0.0.1:{port_b}")],
+                metrics_path: "/metrics".to_owned(),
+                bearer_token: None,
+                tls: None,
+            }],
+            ready_timeout: Duration::from_secs(15),
+        };
+        let server = PrometheusServer::start(&config)
+            .await
+            .expect("prometheus starts");
+        let prometheus = Prometheus::new(client(), server.url());
+        let mut both_up = false;
+        for _ in 0..150 {
+            let up = prometheus.query("count(up == 1)", None).await.ok();
+            if up.and_then(|a| a.data.first_value()) == Some(2.0) {
+                both_up = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(both_up, "both replicas scraped:\n{}", server.log_tail());
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+
+        // One run in two shards, each to its own replica, merged back into one report.
+        let run = "00000000000b4c7d";
+        let (one, two) = tokio::join!(shard(port_a, 1, run), shard(port_b, 2, run));
+        assert_eq!(one.requests_sent + two.requests_sent, 240);
+        let merged = obsctl::report::merge::merge(vec![
+            ("one.json".to_owned(), one),
+            ("two.json".to_owned(), two),
+        ])
+        .expect("the shards merge");
+
+        let mut ctx = context();
+        ctx.run = Some(merged);
+        ctx.prometheus = Some(prometheus);
+        ctx.exclusive = true;
+        ctx.restart_deadline(Duration::from_secs(15));
+        let outcome = obsctl::check::accounting_prometheus::prometheus(&ctx).await;
+        let text = format!("{outcome:#?}");
+        assert_eq!(outcome.status, Status::Pass, "{text}");
+        assert!(
+            text.contains(
+                "every one of 240 answered requests is counted, summed over the 2 instances"
+            ),
+            "{text}"
+        );
+    };
+    tokio::time::timeout(Duration::from_secs(90), all)
+        .await
+        .expect("the two-backend accounting test ends within 90 s");
 }
