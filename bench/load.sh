@@ -21,7 +21,6 @@ command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; ex
 cargo build --release --locked -q -p backend -p obsctl
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
-field() { python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {}, {"r": r}))' "$@"; }
 
 port=$(free_port)
 HOST=127.0.0.1 PORT="$port" DATABASE_URL=:memory: OTEL_SDK_DISABLED=true LOG_LEVEL=off \

@@ -59,6 +59,39 @@ fn prometheus_binary() -> Option<std::path::PathBuf> {
     found
 }
 
+/// A real Prometheus scraping `targets` every second as job fastapi-backend, once it has
+/// scraped every one of them: each has a sample before anything the caller does next.
+async fn scraping(
+    binary: std::path::PathBuf,
+    targets: Vec<String>,
+) -> (PrometheusServer, Prometheus) {
+    let count = targets.len() as f64;
+    let config = PrometheusServerConfig {
+        binary,
+        scrape_interval: Duration::from_secs(1),
+        jobs: vec![ScrapeJob {
+            job_name: "fastapi-backend".to_owned(),
+            targets,
+            metrics_path: "/metrics".to_owned(),
+            bearer_token: None,
+            tls: None,
+        }],
+        ready_timeout: Duration::from_secs(15),
+    };
+    let server = PrometheusServer::start(&config)
+        .await
+        .expect("prometheus starts");
+    let prometheus = Prometheus::new(client(), server.url());
+    for _ in 0..150 {
+        let answer = prometheus.query("count(up == 1)", None).await.ok();
+        if answer.and_then(|a| a.data.first_value()) == Some(count) {
+            return (server, prometheus);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the targets were never all scraped:\n{}", server.log_tail());
+}
+
 /// Before the run: replica A has counted 10 requests, B 3.
 const A_BEFORE: &[Series<'static>] = &[("GET", "/api/users/{user_id}", 200, 10)];
 const B_BEFORE: &[Series<'static>] = &[("GET", "/api/users/{user_id}", 200, 3)];
@@ -87,40 +120,7 @@ async fn account(
     if scrape_b {
         targets.push(b.server.addr());
     }
-    let config = PrometheusServerConfig {
-        binary,
-        scrape_interval: Duration::from_secs(1),
-        jobs: vec![ScrapeJob {
-            job_name: "fastapi-backend".to_owned(),
-            targets,
-            metrics_path: "/metrics".to_owned(),
-            bearer_token: None,
-            tls: None,
-        }],
-        ready_timeout: Duration::from_secs(15),
-    };
-    let server = PrometheusServer::start(&config)
-        .await
-        .expect("prometheus starts");
-    let prometheus = Prometheus::new(client(), server.url());
-    // Both replicas scraped before the run starts.
-    let scraped = async {
-        for _ in 0..150 {
-            let answer = prometheus.query("count(up == 1)", None).await.ok();
-            let up = answer.and_then(|a| a.data.first_value()).unwrap_or(0.0);
-            if up >= if scrape_b { 2.0 } else { 1.0 } {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        false
-    };
-    assert!(
-        scraped.await,
-        "replicas never scraped:\n{}",
-        server.log_tail()
-    );
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let (_server, prometheus) = scraping(binary, targets).await;
     let start = OffsetDateTime::now_utc();
     a.serve(A_AFTER);
     b.serve(b_after);
@@ -269,33 +269,8 @@ async fn shards_sent_to_two_real_backends_are_accounted_exactly_through_promethe
         let (port_a, port_b) = (free_port(), free_port());
         let _a = backend(&backend_bin, port_a).await;
         let _b = backend(&backend_bin, port_b).await;
-        let config = PrometheusServerConfig {
-            binary: prometheus_bin,
-            scrape_interval: Duration::from_secs(1),
-            jobs: vec![ScrapeJob {
-                job_name: "fastapi-backend".to_owned(),
-                targets: vec![format!("127.0.0.1:{port_a}"), format!("127.0.0.1:{port_b}")],
-                metrics_path: "/metrics".to_owned(),
-                bearer_token: None,
-                tls: None,
-            }],
-            ready_timeout: Duration::from_secs(15),
-        };
-        let server = PrometheusServer::start(&config)
-            .await
-            .expect("prometheus starts");
-        let prometheus = Prometheus::new(client(), server.url());
-        let mut both_up = false;
-        for _ in 0..150 {
-            let up = prometheus.query("count(up == 1)", None).await.ok();
-            if up.and_then(|a| a.data.first_value()) == Some(2.0) {
-                both_up = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert!(both_up, "both replicas scraped:\n{}", server.log_tail());
-        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        let targets = vec![format!("127.0.0.1:{port_a}"), format!("127.0.0.1:{port_b}")];
+        let (_server, prometheus) = scraping(prometheus_bin, targets).await;
 
         // One run in two shards, each to its own replica, merged back into one report.
         let run = "00000000000b4c7d";

@@ -147,24 +147,21 @@ async fn abort_on_fail_stops_the_run_once_a_threshold_cannot_hold() {
         "thresholds = { p50_ms = 10 }",
         "thresholds = { max_ms = 20 }",
     );
-    let started = std::time::Instant::now();
     let report = run(
         config(scenario(&source), &server.url),
         Duration::from_secs(30),
     )
     .await;
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "a 20 s plan aborted early, took {:?}",
-        started.elapsed()
-    );
     let reason = report.aborted.as_deref().unwrap_or_default();
     assert!(
         reason.contains("max_ms <= 20 can no longer hold") && reason.contains("slow"),
         "{reason}"
     );
     assert!(!report.passed && !report.interrupted);
-    assert!(report.requests_sent < 800, "{}", report.requests_sent);
+    // Stopped within the first half of the 800 planned requests (the plan's first 10 s): counted
+    // in requests, not wall time, so a slow machine cannot make it pass or fail.
+    assert!(report.requests_sent < 400, "{}", report.requests_sent);
+    assert!(report.duration_s < 10.0, "{}", report.duration_s);
     let summary = obsctl::report::summary::render(&report);
     assert!(summary.contains("ABORTED (abort_on_fail)"), "{summary}");
 }
