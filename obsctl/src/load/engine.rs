@@ -13,14 +13,18 @@ use super::sample::{ErrorKind, Outcome, Sample};
 use super::schedule::Schedule;
 use super::sink::{Batch, SampleSink};
 use crate::report::Segment;
+use futures::task::AtomicWaker;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::task::Poll;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::time::Sleep;
 
 /// Longest a dispatcher sleep lasts before it looks at the stop flag again.
@@ -40,7 +44,8 @@ pub(crate) struct Due {
 pub(crate) struct StopSignal {
     flag: AtomicBool,
     at: OnceLock<Instant>,
-    watch: watch::Sender<bool>,
+    /// One handle per worker, told on a stop.
+    workers: Mutex<Vec<Arc<StopHandle>>>,
 }
 
 impl StopSignal {
@@ -48,14 +53,18 @@ impl StopSignal {
         Self {
             flag: AtomicBool::new(false),
             at: OnceLock::new(),
-            watch: watch::Sender::new(false),
+            workers: Mutex::new(Vec::new()),
         }
     }
 
     pub fn stop(&self) {
         let _ = self.at.set(Instant::now());
         self.flag.store(true, Ordering::SeqCst);
-        self.watch.send_replace(true);
+        // A poisoned list still holds every handle: a panicking worker cannot corrupt a Vec push.
+        let workers = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
+        for handle in workers.iter() {
+            handle.set();
+        }
     }
 
     pub fn stopped_at(&self) -> Option<Instant> {
@@ -66,8 +75,49 @@ impl StopSignal {
         self.flag.load(Ordering::Relaxed)
     }
 
-    fn subscribe(&self) -> watch::Receiver<bool> {
-        self.watch.subscribe()
+    /// A new worker's handle: already set when the stop came first.
+    fn register(&self) -> Arc<StopHandle> {
+        let handle = Arc::new(StopHandle::default());
+        let mut workers = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
+        // Under the lock `stop` takes after setting the flag: either it sees this handle or
+        // this sees the flag.
+        if self.flag.load(Ordering::SeqCst) {
+            handle.set();
+        }
+        workers.push(Arc::clone(&handle));
+        handle
+    }
+}
+
+/// One worker's view of the stop: a flag and the waker of the request waiting on it. Waiting
+/// touches only memory this worker owns; a shared `watch` or `Notify` takes a lock shared by
+/// every worker on each poll, that is several times per request.
+#[derive(Debug, Default)]
+struct StopHandle {
+    stopped: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl StopHandle {
+    fn set(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.waker.wake();
+    }
+
+    /// Resolves once the run is stopped.
+    fn stopped(&self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(move |cx| {
+            if self.stopped.load(Ordering::SeqCst) {
+                return Poll::Ready(());
+            }
+            self.waker.register(cx.waker());
+            // A stop between the first load and the registration woke no one: look again.
+            if self.stopped.load(Ordering::SeqCst) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
     }
 }
 
@@ -172,7 +222,7 @@ struct Worker {
     shared: Arc<Shared>,
     connection: Option<Connection>,
     rng: SmallRng,
-    stop: watch::Receiver<bool>,
+    stop: Arc<StopHandle>,
     /// The response deadline, re-armed per request: one timer for the worker's life rather
     /// than one registered and dropped per request.
     timer: Pin<Box<Sleep>>,
@@ -180,7 +230,7 @@ struct Worker {
 
 impl Worker {
     fn new(shared: Arc<Shared>) -> Self {
-        let stop = shared.stop.subscribe();
+        let stop = shared.stop.register();
         Self {
             shared,
             connection: None,
@@ -198,7 +248,7 @@ impl Worker {
         let start_by = due.scheduled + self.shared.timeout;
         let mut sample = Sample {
             request: index,
-            path: self.shared.factory.template_path(index),
+            path: None,
             scheduled: due.scheduled,
             sent: None,
             end: Instant::now(),
@@ -242,7 +292,7 @@ impl Worker {
             biased;
             r = exchange(connection, &shared.connector, &request) => Ok(r),
             () = timer.as_mut() => Err(ErrorKind::Timeout),
-            _ = stop.wait_for(|stopped| *stopped) => Err(ErrorKind::Cancelled),
+            () = stop.stopped() => Err(ErrorKind::Cancelled),
         };
         let status = match result {
             Ok(Ok(status)) => status,

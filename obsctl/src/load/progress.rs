@@ -289,13 +289,12 @@ mod tests {
     use super::*;
     use crate::load::sample::Outcome;
     use crate::scenario::Stage;
-    use std::sync::Arc;
 
     fn answered(start: Instant, at_ms: u64, latency_ms: u64) -> Sample {
         let end = start + Duration::from_millis(at_ms);
         Sample {
             request: 0,
-            path: Arc::from("/"),
+            path: None,
             scheduled: end - Duration::from_millis(latency_ms),
             sent: Some(end - Duration::from_millis(latency_ms)),
             end,

@@ -18,8 +18,8 @@ use std::sync::Arc;
 #[derive(Debug)]
 struct Prepared {
     spec: RequestSpec,
-    /// The request line when the path template has no placeholder, and the path sent.
-    constant: Option<(Vec<u8>, Arc<str>)>,
+    /// The request line when the path template has no placeholder.
+    constant: Option<Vec<u8>>,
     /// The path its requests are counted under (see [`RequestFactory::template_path`]).
     template_path: Arc<str>,
     /// The header lines that never change: `host`, the run id, constant extras.
@@ -47,8 +47,10 @@ pub(crate) struct RequestFactory {
 pub(crate) struct Built {
     /// None when the rendered values do not make a valid request (reported as an `io` error).
     pub request: Option<Outgoing>,
-    /// The concrete path, without query.
-    pub path: Arc<str>,
+    /// The concrete path, without query; `None` for a constant path (see [`Sample::path`]).
+    ///
+    /// [`Sample::path`]: super::sample::Sample::path
+    pub path: Option<Arc<str>>,
 }
 
 /// `name: value\r\n`.
@@ -113,11 +115,10 @@ impl RequestFactory {
                     .path
                     .is_constant()
                     .then(|| uri_and_path(target, &spec.path.render(ctx, &mut rand::rng())))
-                    .flatten()
-                    .map(|(uri, path)| (request_line(&spec.method, &uri), path));
-                let template_path = match &constant {
-                    Some((_, path)) => Arc::clone(path),
-                    None => Arc::from(target.request_path(spec.path.as_str())),
+                    .flatten();
+                let (constant, template_path) = match constant {
+                    Some((uri, path)) => (Some(request_line(&spec.method, &uri)), path),
+                    None => (None, Arc::from(target.request_path(spec.path.as_str()))),
                 };
                 Prepared {
                     constant,
@@ -164,7 +165,7 @@ impl RequestFactory {
         let Some(kind) = self.kinds.get(index) else {
             return Built {
                 request: None,
-                path: Arc::from(""),
+                path: None,
             };
         };
         let ctx = RenderContext {
@@ -173,13 +174,13 @@ impl RequestFactory {
         };
         let rendered;
         let (line, path) = match &kind.constant {
-            Some((line, path)) => (Some(line.as_slice()), Arc::clone(path)),
+            Some(line) => (Some(line.as_slice()), None),
             None => match uri_and_path(&self.target, &kind.spec.path.render(ctx, rng)) {
                 Some((uri, path)) => {
                     rendered = request_line(&kind.spec.method, &uri);
-                    (Some(rendered.as_slice()), path)
+                    (Some(rendered.as_slice()), Some(path))
                 }
-                None => (None, Arc::from("")),
+                None => (None, None),
             },
         };
         let request = line
@@ -344,7 +345,7 @@ mod tests {
         let f = factory(&source, &[]);
         let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
         let with_body = f.build(0, 7, &mut rng);
-        assert_eq!(&*with_body.path, "/u/7");
+        assert_eq!(with_body.path.as_deref(), Some("/u/7"));
         let request = with_body.request.expect("valid");
         let (line, headers, body) = parsed(&request.bytes);
         assert_eq!(line, "POST /u/7?x=1");

@@ -12,9 +12,10 @@ pub use crate::report::ErrorKind;
 pub struct Sample {
     /// Index of the request in the scenario's mix.
     pub request: usize,
-    /// The concrete path sent, without query (for a request that never started: its path
-    /// template as written, since no value was rendered).
-    pub path: Arc<str>,
+    /// The concrete path sent, without query, when it is not the request's constant path:
+    /// `None` for a constant path and for a request that never started, so that the common
+    /// case shares no reference count between the worker and the collector threads.
+    pub path: Option<Arc<str>>,
     /// When the request was due (open model) or sent (closed model).
     pub scheduled: Instant,
     /// When it was handed to a connection; `None` when it never started.

@@ -164,11 +164,12 @@ impl Aggregator {
         let tally = self.counts.entry(key).or_default();
         tally.count += 1;
         let template = self.templates.get(sample.request);
-        if tally.examples.len() < MAX_EXAMPLES
-            && template.is_none_or(|t| **t != *sample.path)
-            && !tally.examples.contains(&sample.path)
+        if let Some(path) = sample.path
+            && tally.examples.len() < MAX_EXAMPLES
+            && template.is_none_or(|t| **t != *path)
+            && !tally.examples.contains(&path)
         {
-            tally.examples.push(sample.path);
+            tally.examples.push(path);
         }
     }
 

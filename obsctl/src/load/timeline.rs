@@ -174,13 +174,12 @@ impl Timeline {
 mod tests {
     use super::*;
     use crate::load::sample::Outcome;
-    use std::sync::Arc;
 
     fn sample(start: Instant, due_ms: u64, latency_ms: u64, status: Option<u16>) -> Sample {
         let scheduled = start + Duration::from_millis(due_ms);
         Sample {
             request: 0,
-            path: Arc::from("/"),
+            path: None,
             scheduled,
             sent: Some(scheduled),
             end: scheduled + Duration::from_millis(latency_ms),

@@ -85,7 +85,7 @@ async fn the_timeline_accounts_for_every_request_second_by_second() {
 fn sample(start: Instant, latency_us: u64) -> Sample {
     Sample {
         request: 0,
-        path: Arc::from("/"),
+        path: None,
         scheduled: start,
         sent: Some(start),
         end: start + Duration::from_micros(latency_us),
