@@ -13,6 +13,7 @@ use super::sample::{ErrorKind, Outcome, Sample};
 use super::schedule::Schedule;
 use super::sink::{Batch, SampleSink};
 use crate::report::Segment;
+use crossbeam_utils::CachePadded;
 use futures::task::AtomicWaker;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
@@ -126,7 +127,9 @@ impl StopHandle {
 pub(crate) struct Shared {
     pub factory: RequestFactory,
     /// The next send sequence number (= trace id suffix); its final value is `seq_count`.
-    pub next_seq: AtomicU64,
+    /// On a cache line of its own: every request of every thread increments it, and the
+    /// read-only fields beside it would otherwise be evicted from the other cores each time.
+    pub next_seq: CachePadded<AtomicU64>,
     pub mix: Mix,
     /// Opens connections to the target (plain, or TLS for https).
     pub connector: Connector,
@@ -199,7 +202,7 @@ pub(crate) async fn open_worker(
 /// A closed-loop worker: sends back to back until `end` or a stop.
 pub(crate) async fn closed_worker(
     shared: Arc<Shared>,
-    next_slot: Arc<AtomicU64>,
+    next_slot: Arc<CachePadded<AtomicU64>>,
     end: Instant,
     samples: mpsc::UnboundedSender<Batch>,
 ) {

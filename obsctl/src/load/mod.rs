@@ -52,6 +52,7 @@ pub use tagging::{RUN_ID_HEADER, RunId};
 
 use crate::report::RunReport;
 use client::{ClientError, Connector};
+use crossbeam_utils::CachePadded;
 use engine::{Due, Shared, StopSignal};
 use mix::Mix;
 use progress::Progress;
@@ -220,7 +221,7 @@ async fn preflight(config: &LoadConfig, connector: &Connector) -> Result<(), Loa
 fn shared(config: &LoadConfig, connector: Connector, stop: Arc<StopSignal>) -> Shared {
     Shared {
         factory: RequestFactory::new(config),
-        next_seq: AtomicU64::new(0),
+        next_seq: CachePadded::new(AtomicU64::new(0)),
         mix: Mix::new(&config.scenario.requests),
         connector,
         timeout: config.timeout,
@@ -313,7 +314,7 @@ fn spawn_traffic(
             })
         }
         Plan::Closed { duration } => {
-            let next_slot = Arc::new(AtomicU64::new(0));
+            let next_slot = Arc::new(CachePadded::new(AtomicU64::new(0)));
             let (shared, end) = (Arc::clone(shared), start + *duration);
             let worker = move || {
                 engine::closed_worker(
