@@ -241,13 +241,15 @@ impl Connection {
         Connector::plain(addr).open().await
     }
 
-    /// True while the connection can carry another request: the last response allowed it, and
-    /// (after an idle spell, for plain TCP) the server has not closed it meanwhile.
-    pub fn is_open(&self) -> bool {
+    /// True while the connection can carry another request at `now`: the last response allowed
+    /// it, and (after an idle spell, for plain TCP) the server has not closed it meanwhile.
+    pub fn is_open(&self, now: Instant) -> bool {
         if !self.reusable {
             return false;
         }
-        let idle = self.last_used.is_some_and(|t| t.elapsed() >= IDLE_CHECK);
+        let idle = self
+            .last_used
+            .is_some_and(|t| now.saturating_duration_since(t) >= IDLE_CHECK);
         match &self.stream {
             // Nothing may arrive between responses: data or an end of stream both mean the
             // server is done with this connection.
@@ -258,9 +260,10 @@ impl Connection {
         }
     }
 
-    /// Writes `request` and reads the whole response (so the connection can be reused),
-    /// returning the status.
-    pub async fn send(&mut self, request: &Outgoing) -> Result<u16, SendError> {
+    /// Writes `request`, sent at `now`, and reads the whole response (so the connection can be
+    /// reused), returning the status. The caller's clock reading is reused: a request's hot
+    /// path reads the clock as few times as it can.
+    pub async fn send(&mut self, request: &Outgoing, now: Instant) -> Result<u16, SendError> {
         let reused = self.last_used.is_some();
         if let Err(error) = self.write(&request.bytes).await {
             // A reused connection that refuses the write was closed by the server: the request
@@ -274,7 +277,7 @@ impl Connection {
         match self.reader.response(&mut self.stream, request.head).await {
             Ok(response) => {
                 self.reusable = response.reusable;
-                self.last_used = Some(Instant::now());
+                self.last_used = Some(now);
                 Ok(response.status)
             }
             Err(ReadError::Closed { empty: true }) if reused => Err(SendError::NoAnswer),

@@ -208,10 +208,14 @@ pub(crate) async fn closed_worker(
 ) {
     let mut worker = Worker::new(shared);
     let mut sink = SampleSink::new(samples);
-    while Instant::now() < end && !worker.shared.stop.is_stopped() {
+    loop {
+        let now = Instant::now();
+        if now >= end || worker.shared.stop.is_stopped() {
+            break;
+        }
         let due = Due {
             slot: worker.shared.seq(next_slot.fetch_add(1, Ordering::Relaxed)),
-            scheduled: Instant::now(),
+            scheduled: now,
         };
         let sample = worker.execute(due).await;
         if !sink.push(sample, false) {
@@ -275,14 +279,16 @@ impl Worker {
             sample.outcome.error = Some(ErrorKind::Io);
             return sample;
         };
-        let sent = Instant::now();
+        // Building took a fraction of a microsecond: the clock is not read again for it.
+        let sent = sample.end;
         sample.sent = Some(sent);
-        sample.outcome = self.send(request, sent + self.shared.timeout, index).await;
+        sample.outcome = self.send(request, sent, index).await;
         sample.end = Instant::now();
         sample
     }
 
-    async fn send(&mut self, request: Outgoing, deadline: Instant, index: usize) -> Outcome {
+    /// Sends `request`, handed over at `sent`, within the run's timeout.
+    async fn send(&mut self, request: Outgoing, sent: Instant, index: usize) -> Outcome {
         let Self {
             connection,
             shared,
@@ -290,10 +296,10 @@ impl Worker {
             timer,
             ..
         } = self;
-        timer.as_mut().reset(deadline.into());
+        timer.as_mut().reset((sent + shared.timeout).into());
         let result = tokio::select! {
             biased;
-            r = exchange(connection, &shared.connector, &request) => Ok(r),
+            r = exchange(connection, &shared.connector, &request, sent) => Ok(r),
             () = timer.as_mut() => Err(ErrorKind::Timeout),
             () = stop.stopped() => Err(ErrorKind::Cancelled),
         };
@@ -335,14 +341,15 @@ async fn exchange(
     slot: &mut Option<Connection>,
     connector: &Connector,
     request: &Outgoing,
+    now: Instant,
 ) -> Result<u16, ClientError> {
     for _attempt in 0..2 {
         let connection = match slot.take() {
-            Some(open) if open.is_open() => open,
+            Some(open) if open.is_open(now) => open,
             _ => connector.open().await?,
         };
         let connection = slot.insert(connection);
-        match connection.send(request).await {
+        match connection.send(request, now).await {
             Ok(status) => return Ok(status),
             Err(SendError::Unsent) => *slot = None,
             Err(SendError::NoAnswer) if request.idempotent => *slot = None,

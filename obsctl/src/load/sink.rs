@@ -32,18 +32,23 @@ impl SampleSink {
     }
 
     /// Adds a sample; `idle` says the worker has no request waiting, so the batch leaves now.
-    /// False when the collector is gone.
+    /// The sample's end stands for the current time (it was just taken). False when the
+    /// collector is gone.
     pub fn push(&mut self, sample: Sample, idle: bool) -> bool {
+        let now = sample.end;
         self.buffer.push(sample);
-        if idle || self.buffer.len() >= MAX_BATCH || self.last_flush.elapsed() >= MAX_AGE {
-            return self.flush();
+        if idle
+            || self.buffer.len() >= MAX_BATCH
+            || now.saturating_duration_since(self.last_flush) >= MAX_AGE
+        {
+            return self.flush_at(now);
         }
         true
     }
 
     /// Sends the pending batch, if any. False when the collector is gone.
-    pub fn flush(&mut self) -> bool {
-        self.last_flush = Instant::now();
+    fn flush_at(&mut self, now: Instant) -> bool {
+        self.last_flush = now;
         if self.buffer.is_empty() {
             return true;
         }
@@ -54,6 +59,6 @@ impl SampleSink {
 
 impl Drop for SampleSink {
     fn drop(&mut self) {
-        self.flush();
+        self.flush_at(Instant::now());
     }
 }
