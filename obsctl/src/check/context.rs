@@ -104,6 +104,8 @@ pub struct CheckContext {
     /// The wait the deadline was set from (`--timeout`), for messages.
     pub wait: Duration,
     scrape: OnceCell<Result<MetricsScrape, ScrapeFailure>>,
+    /// `/metrics` as Prometheus asks for it (OpenMetrics first), for the exemplar checks.
+    openmetrics_scrape: OnceCell<Result<MetricsScrape, ScrapeFailure>>,
     /// The log lines as judged: one snapshot per evaluation, so every check counts the same.
     log_snapshot: OnceCell<Vec<LogLine>>,
     /// The spans as judged: one snapshot per evaluation.
@@ -143,6 +145,7 @@ impl CheckContext {
             deadline: Instant::now() + wait,
             wait,
             scrape: OnceCell::new(),
+            openmetrics_scrape: OnceCell::new(),
             log_snapshot: OnceCell::new(),
             span_snapshot: OnceCell::new(),
             tempo_verdict: OnceCell::new(),
@@ -194,6 +197,25 @@ impl CheckContext {
                     } else {
                         first
                     }
+                })
+                .await,
+        )
+    }
+
+    /// The target's `/metrics` asked for as Prometheus asks (OpenMetrics preferred), scraped once
+    /// and shared; [`MetricsScrape::format`] says what the service chose. `None` without a target.
+    pub async fn openmetrics_scrape(&self) -> Option<&Result<MetricsScrape, ScrapeFailure>> {
+        let endpoint = self.metrics.as_ref()?;
+        Some(
+            self.openmetrics_scrape
+                .get_or_init(|| async {
+                    endpoint
+                        .scrape_openmetrics()
+                        .await
+                        .map_err(|e| ScrapeFailure {
+                            message: e.to_string(),
+                            answered: matches!(e, SourceError::Status(_)),
+                        })
                 })
                 .await,
         )

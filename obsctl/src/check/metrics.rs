@@ -6,7 +6,9 @@ use std::collections::BTreeSet;
 use super::context::CheckContext;
 use super::model::{Finding, Outcome};
 use super::paths;
-use crate::sources::exposition::{Exposition, HistogramSeries, Labels, MetricFamily, MetricType};
+use crate::sources::exposition::{
+    Exposition, Format, HistogramSeries, Labels, MetricFamily, MetricType,
+};
 use crate::sources::target::MetricsScrape;
 
 /// The request counter of the contract.
@@ -75,12 +77,64 @@ pub async fn endpoint(ctx: &CheckContext) -> Outcome {
         )
         .evidence(evidence);
     }
-    Outcome::pass(format!(
+    let openmetrics = match openmetrics_answer(ctx).await {
+        Ok(line) => line,
+        Err(outcome) => return outcome.evidence(evidence),
+    };
+    let outcome = Outcome::pass(format!(
         "{} samples in {} families",
         parsed.sample_count(),
         parsed.families().len()
     ))
-    .evidence(evidence)
+    .evidence(evidence);
+    match openmetrics {
+        Some(line) => outcome.evidence(line),
+        None => outcome,
+    }
+}
+
+/// What `/metrics` answers to Prometheus's own request, which prefers OpenMetrics: one line of
+/// evidence, or the failure when the answer would fail Prometheus's scrapes (an OpenMetrics
+/// body that does not parse, a refusal).
+async fn openmetrics_answer(ctx: &CheckContext) -> Result<Option<String>, Outcome> {
+    let Some(answer) = ctx.openmetrics_scrape().await else {
+        return Ok(None);
+    };
+    let scrape = answer.as_ref().map_err(|failure| {
+        Outcome::fail(
+            format!(
+                "/metrics answers the text format, but not Prometheus's request preferring \
+                 OpenMetrics: {}",
+                failure.message
+            ),
+            "answer every Accept header Prometheus sends (OpenMetrics first, then text)",
+        )
+    })?;
+    let shown = format!(
+        "asked as Prometheus asks ({}): content type {}",
+        crate::sources::target::OPENMETRICS_ACCEPT,
+        scrape.content_type.as_deref().unwrap_or("(none)")
+    );
+    match (&scrape.parsed, scrape.format) {
+        (Ok(parsed), Format::OpenMetrics) => Ok(Some(format!(
+            "{shown}, valid OpenMetrics: {} samples, {} with an exemplar",
+            parsed.sample_count(),
+            parsed.exemplar_count()
+        ))),
+        (Ok(_), Format::Text) => Ok(Some(format!(
+            "{shown}: the text format (no exemplars)"
+        ))),
+        (Err(error), format) => Err(Outcome::fail(
+            format!(
+                "/metrics answers Prometheus's request (OpenMetrics first) with invalid {}: {error}",
+                format.name()
+            ),
+            "Prometheus fails such scrapes: encode with the client library's OpenMetrics \
+             encoder (it ends the body with `# EOF` and declares counters without `_total`), \
+             or answer the text format",
+        )
+        .evidence(shown)),
+    }
 }
 
 /// `requests-counter`: `fastapi_requests_total` is a counter with exactly the contract's labels.
