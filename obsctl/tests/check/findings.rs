@@ -515,7 +515,12 @@ async fn a_fresh_service_whose_request_metrics_appear_after_its_first_scrape_pas
     let after = exposition_of(counted);
     let target = FakeServer::start(move |asked: &Asked| match asked.path.as_str() {
         // The exemplars check's scrape asks as Prometheus does (OpenMetrics first): not counted.
-        "/metrics" if asked.accept.as_deref().is_some_and(|a| a.contains("openmetrics")) => {
+        "/metrics"
+            if asked
+                .accept
+                .as_deref()
+                .is_some_and(|a| a.contains("openmetrics")) =>
+        {
             Reply::ok(PROMETHEUS_TEXT, after.clone())
         }
         "/metrics" => {
