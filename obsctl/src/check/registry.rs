@@ -50,7 +50,7 @@ pub static CHECKS: &[CheckDef] = &[
         sources: "--target",
         level: Level::Deny,
         proves: "`/metrics` answers Prometheus text (or OpenMetrics) with its content type, and no series is exposed twice",
-        catches: "a JSON-encoded string body (`return generate_latest()`), a wrong content type, HTML, unparsable lines (with line number), duplicate series",
+        catches: "a JSON-encoded string body (`return generate_latest()`), a wrong content type, HTML, unparsable lines (with line number), duplicate series; asked for OpenMetrics as Prometheus asks, an answer Prometheus would reject (no `# EOF`, exemplars in the text format)",
         run: |ctx| Box::pin(metrics::endpoint(ctx)),
     },
     CheckDef {
