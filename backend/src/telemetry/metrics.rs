@@ -35,6 +35,8 @@ pub struct HttpMetrics {
     requests: IntCounterVec,
     duration: HistogramVec,
     exemplars: Arc<ExemplarStore>,
+    /// Whether observations keep exemplars (off when no span is exported).
+    keep_exemplars: bool,
 }
 
 /// Why the collectors could not be set up or encoded.
@@ -58,7 +60,15 @@ impl HttpMetrics {
             requests,
             duration,
             exemplars: Arc::default(),
+            keep_exemplars: true,
         })
+    }
+
+    /// Keeps exemplars (the default) or not: without a span exporter (`OTEL_SDK_DISABLED`) no
+    /// trace id they could name is ever exported.
+    pub fn with_exemplars(mut self, keep: bool) -> Self {
+        self.keep_exemplars = keep;
+        self
     }
 
     /// Counts one finished request. `path` must be a route template or [`UNMATCHED_PATH`] and
@@ -72,7 +82,7 @@ impl HttpMetrics {
         elapsed: Duration,
         exemplar: Option<Exemplar>,
     ) {
-        if let Some(ids) = exemplar {
+        if let Some(ids) = exemplar.filter(|_| self.keep_exemplars) {
             self.exemplars.record(method, path, status, elapsed, ids);
         }
         let status = status.to_string();
