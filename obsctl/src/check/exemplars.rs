@@ -9,9 +9,12 @@ use std::collections::BTreeSet;
 use super::context::CheckContext;
 use super::metrics::DURATION;
 use super::model::{Finding, Outcome};
-use crate::sources::exposition::{EXEMPLAR_MAX_CHARS, Format, MetricFamily, parse_float};
+use crate::sources::exposition::{
+    EXEMPLAR_MAX_CHARS, Exposition, ExpositionError, Format, MetricFamily, parse_float,
+};
 use crate::sources::span::SpanKind;
 use crate::sources::span_store::Followed;
+use crate::sources::target::Negotiated;
 use crate::sources::tempo::TempoError;
 
 const HINT_OFFER: &str = "negotiate OpenMetrics on /metrics (Prometheus sends Accept: \
@@ -29,7 +32,69 @@ const HINT_IDS: &str = "take the exemplar's trace_id and span_id from the reques
 /// Trace ids looked up in Tempo, at most.
 const TEMPO_LOOKUPS: usize = 5;
 
+/// What `/metrics` answered to Prometheus's own request, reduced to what the checks read: a
+/// second parsed body is never held beside the shared text scrape.
+#[derive(Debug)]
+pub struct OpenMetricsAnswer {
+    /// `GET <url> preferring OpenMetrics -> content type ...`, for evidence.
+    pub asked: String,
+    /// The format the service chose.
+    pub format: Format,
+    /// For an OpenMetrics answer: what it holds, or why it does not parse.
+    pub parsed: Option<Result<Summary, ExpositionError>>,
+}
+
+/// What an OpenMetrics answer holds.
+#[derive(Debug)]
+pub struct Summary {
+    /// Samples in all.
+    pub samples: usize,
+    /// Samples with an exemplar, in all families.
+    pub exemplars: usize,
+    /// The duration histogram's buckets and their exemplars, when it has the family.
+    histogram: Option<(usize, Vec<Found>)>,
+}
+
+impl OpenMetricsAnswer {
+    /// Reduces a negotiated scrape to its summary (the body is dropped with it).
+    pub fn of(negotiated: Negotiated) -> Self {
+        let asked = |url: &str, content_type: Option<&str>| {
+            format!(
+                "GET {url} preferring OpenMetrics -> content type {}",
+                content_type.unwrap_or("(none)")
+            )
+        };
+        match negotiated {
+            Negotiated::Text {
+                evidence,
+                content_type,
+            } => Self {
+                asked: asked(&evidence.url, content_type.as_deref()),
+                format: Format::Text,
+                parsed: None,
+            },
+            Negotiated::OpenMetrics(scrape) => Self {
+                asked: asked(&scrape.evidence.url, scrape.content_type.as_deref()),
+                format: scrape.format,
+                parsed: Some(scrape.parsed.as_ref().map(summary).map_err(Clone::clone)),
+            },
+        }
+    }
+}
+
+fn summary(parsed: &Exposition) -> Summary {
+    Summary {
+        samples: parsed.sample_count(),
+        exemplars: parsed.exemplar_count(),
+        histogram: parsed.family(DURATION).map(|f| {
+            let (found, buckets) = bucket_exemplars(&f);
+            (buckets, found)
+        }),
+    }
+}
+
 /// One bucket's exemplar as read from the scrape.
+#[derive(Debug)]
 struct Found {
     /// `{method="GET", path="...", status_code="200"} le="0.05"`, for examples.
     bucket: String,
@@ -60,7 +125,7 @@ struct Proof {
 
 /// `exemplars`; see the module docs.
 pub async fn exemplars(ctx: &CheckContext) -> Outcome {
-    let scrape = match ctx.openmetrics_scrape().await {
+    let answer = match ctx.openmetrics().await {
         None => {
             return Outcome::skip(
                 "no target given",
@@ -76,37 +141,36 @@ pub async fn exemplars(ctx: &CheckContext) -> Outcome {
                 "the metrics-endpoint check says why",
             );
         }
-        Some(Ok(scrape)) => scrape,
+        Some(Ok(answer)) => answer,
     };
-    let asked = format!(
-        "GET {} preferring OpenMetrics -> content type {}",
-        scrape.evidence.url,
-        scrape.content_type.as_deref().unwrap_or("(none)")
-    );
-    if scrape.format != Format::OpenMetrics {
-        let finding = Finding::new(
-            "/metrics does not offer OpenMetrics, the only format with exemplars: asked as \
-             Prometheus asks, it answers the text format",
-            1,
-            HINT_OFFER,
-        );
-        return Outcome::judged(vec![finding], "").evidence(asked);
-    }
-    let Ok(parsed) = &scrape.parsed else {
-        return Outcome::skip(
-            "not judged: the OpenMetrics answer does not parse",
-            "the metrics-endpoint check says why",
-        )
-        .evidence(asked);
+    let asked = answer.asked.clone();
+    let summary = match &answer.parsed {
+        None => {
+            let finding = Finding::new(
+                "/metrics does not offer OpenMetrics, the only format with exemplars: asked as \
+                 Prometheus asks, it answers the text format",
+                1,
+                HINT_OFFER,
+            );
+            return Outcome::judged(vec![finding], "").evidence(asked);
+        }
+        Some(Err(_)) => {
+            return Outcome::skip(
+                "not judged: the OpenMetrics answer does not parse",
+                "the metrics-endpoint check says why",
+            )
+            .evidence(asked);
+        }
+        Some(Ok(summary)) => summary,
     };
-    let Some(family) = parsed.family(DURATION) else {
+    let Some((buckets, found)) = &summary.histogram else {
         return Outcome::skip(
             format!("not judged: /metrics has no {DURATION}"),
             "the duration-histogram check says why",
         )
         .evidence(asked);
     };
-    let (found, buckets) = bucket_exemplars(&family);
+    let buckets = *buckets;
     if found.is_empty() {
         if buckets == 0 {
             return Outcome::skip(
@@ -122,7 +186,7 @@ pub async fn exemplars(ctx: &CheckContext) -> Outcome {
         );
         return Outcome::judged(vec![finding], "").evidence(asked);
     }
-    judge(ctx, &found, buckets, parsed.exemplar_count(), asked).await
+    judge(ctx, found, buckets, summary.exemplars, asked).await
 }
 
 /// The exemplars of the histogram's buckets, and how many buckets it has.

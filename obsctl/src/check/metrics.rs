@@ -6,9 +6,7 @@ use std::collections::BTreeSet;
 use super::context::CheckContext;
 use super::model::{Finding, Outcome};
 use super::paths;
-use crate::sources::exposition::{
-    Exposition, Format, HistogramSeries, Labels, MetricFamily, MetricType,
-};
+use crate::sources::exposition::{Exposition, HistogramSeries, Labels, MetricFamily, MetricType};
 use crate::sources::target::MetricsScrape;
 
 /// The request counter of the contract.
@@ -97,10 +95,10 @@ pub async fn endpoint(ctx: &CheckContext) -> Outcome {
 /// evidence, or the failure when the answer would fail Prometheus's scrapes (an OpenMetrics
 /// body that does not parse, a refusal).
 async fn openmetrics_answer(ctx: &CheckContext) -> Result<Option<String>, Outcome> {
-    let Some(answer) = ctx.openmetrics_scrape().await else {
+    let Some(answer) = ctx.openmetrics().await else {
         return Ok(None);
     };
-    let scrape = answer.as_ref().map_err(|failure| {
+    let answer = answer.as_ref().map_err(|failure| {
         Outcome::fail(
             format!(
                 "/metrics answers the text format, but not Prometheus's request preferring \
@@ -111,23 +109,20 @@ async fn openmetrics_answer(ctx: &CheckContext) -> Result<Option<String>, Outcom
         )
     })?;
     let shown = format!(
-        "asked as Prometheus asks ({}): content type {}",
-        crate::sources::target::OPENMETRICS_ACCEPT,
-        scrape.content_type.as_deref().unwrap_or("(none)")
+        "{} (Accept: {})",
+        answer.asked,
+        crate::sources::target::OPENMETRICS_ACCEPT
     );
-    match (&scrape.parsed, scrape.format) {
-        (Ok(parsed), Format::OpenMetrics) => Ok(Some(format!(
-            "{shown}, valid OpenMetrics: {} samples, {} with an exemplar",
-            parsed.sample_count(),
-            parsed.exemplar_count()
+    match &answer.parsed {
+        Some(Ok(summary)) => Ok(Some(format!(
+            "{shown}: valid OpenMetrics, {} samples, {} with an exemplar",
+            summary.samples, summary.exemplars
         ))),
-        (Ok(_), Format::Text) => Ok(Some(format!(
-            "{shown}: the text format (no exemplars)"
-        ))),
-        (Err(error), format) => Err(Outcome::fail(
+        None => Ok(Some(format!("{shown}: the text format (no exemplars)"))),
+        Some(Err(error)) => Err(Outcome::fail(
             format!(
                 "/metrics answers Prometheus's request (OpenMetrics first) with invalid {}: {error}",
-                format.name()
+                answer.format.name()
             ),
             "Prometheus fails such scrapes: encode with the client library's OpenMetrics \
              encoder (it ends the body with `# EOF` and declares counters without `_total`), \

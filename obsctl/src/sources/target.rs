@@ -4,7 +4,7 @@
 //! Prometheus reads it: OpenMetrics for `application/openmetrics-text`, else the text format.
 
 use super::exposition::{self, Exposition, ExpositionError, Format, HistogramSeries, MetricFamily};
-use super::http::{Evidence, HttpClient, SourceError, join};
+use super::http::{Evidence, HttpClient, HttpResponse, SourceError, join};
 
 /// The classic text format first, anything else as a fallback: what every check but the
 /// OpenMetrics ones reads.
@@ -62,41 +62,66 @@ impl MetricsEndpoint {
     /// GET the endpoint asking for the text format. Any 2xx answer is `Ok`, whatever its body
     /// (see [`MetricsScrape::parsed`]); other statuses are [`SourceError::Status`].
     pub async fn scrape(&self) -> Result<MetricsScrape, SourceError> {
-        self.scrape_accepting(ACCEPT).await
+        Ok(parsed(self.get(ACCEPT).await?))
     }
 
     /// GET the endpoint as Prometheus does, preferring OpenMetrics (the only format with
-    /// exemplars); the answer says which format the service chose.
-    pub async fn scrape_openmetrics(&self) -> Result<MetricsScrape, SourceError> {
-        self.scrape_accepting(OPENMETRICS_ACCEPT).await
+    /// exemplars). An OpenMetrics answer is parsed as such; a text answer is not parsed again
+    /// (its body is dropped at once: [`MetricsEndpoint::scrape`] reads that format).
+    pub async fn scrape_openmetrics(&self) -> Result<Negotiated, SourceError> {
+        let response = self.get(OPENMETRICS_ACCEPT).await?;
+        match Format::of_content_type(response.content_type.as_deref()) {
+            Format::OpenMetrics => Ok(Negotiated::OpenMetrics(Box::new(parsed(response)))),
+            Format::Text => Ok(Negotiated::Text {
+                evidence: response.evidence(),
+                content_type: response.content_type,
+            }),
+        }
     }
 
-    async fn scrape_accepting(&self, accept: &str) -> Result<MetricsScrape, SourceError> {
+    async fn get(&self, accept: &str) -> Result<HttpResponse, SourceError> {
         let bearer = self.token.as_ref().map(|token| format!("Bearer {token}"));
         let headers: Vec<(&str, &str)> = bearer
             .iter()
             .map(|b| ("authorization", b.as_str()))
             .collect();
-        let response = self
-            .client
+        self.client
             .get_with_headers(&self.url, &[], Some(accept), &headers)
             .await?
-            .require_success()?;
-        let evidence = response.evidence();
-        let format = Format::of_content_type(response.content_type.as_deref());
-        // The body is parsed in place: a parsed scrape keeps it once, inside the exposition.
-        let (parsed, raw) = match exposition::parse_owned_as(response.body, format) {
-            Ok(parsed) => (Ok(parsed), Vec::new()),
-            Err((error, raw)) => (Err(error), raw),
-        };
-        Ok(MetricsScrape {
-            evidence,
-            format,
-            content_type: response.content_type,
-            raw,
-            parsed,
-        })
+            .require_success()
     }
+}
+
+/// The scrape of `response`, its body read in the format its content type announces.
+fn parsed(response: HttpResponse) -> MetricsScrape {
+    let evidence = response.evidence();
+    let format = Format::of_content_type(response.content_type.as_deref());
+    // The body is parsed in place: a parsed scrape keeps it once, inside the exposition.
+    let (parsed, raw) = match exposition::parse_owned_as(response.body, format) {
+        Ok(parsed) => (Ok(parsed), Vec::new()),
+        Err((error, raw)) => (Err(error), raw),
+    };
+    MetricsScrape {
+        evidence,
+        format,
+        content_type: response.content_type,
+        raw,
+        parsed,
+    }
+}
+
+/// What a metrics endpoint answers to Prometheus's own request (OpenMetrics first).
+#[derive(Debug)]
+pub enum Negotiated {
+    /// OpenMetrics, read as such.
+    OpenMetrics(Box<MetricsScrape>),
+    /// The text format (or another content type Prometheus reads as text): left unparsed.
+    Text {
+        /// URL, status, content type and body excerpt.
+        evidence: Evidence,
+        /// The `Content-Type` header, when present.
+        content_type: Option<String>,
+    },
 }
 
 /// One scrape of a metrics endpoint.
