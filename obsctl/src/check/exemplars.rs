@@ -230,33 +230,7 @@ async fn judge(
     let mut findings = shape_findings(found);
     let followable: Vec<&Found> = found.iter().filter(|f| well_formed(f)).collect();
     let proof = follow(ctx, &followable).await;
-    if !proof.missing.is_empty() {
-        findings.push(
-            Finding::new(
-                format!(
-                    "{} exemplars name traces whose SERVER span never arrived: they lead nowhere",
-                    proof.missing.len()
-                ),
-                proof.missing.len() as u64,
-                "take the exemplar's ids from the request's own SERVER span, only when it is \
-                 sampled (an unsampled or dropped span is never exported)",
-            )
-            .examples(proof.missing.iter().cloned()),
-        );
-    }
-    if !proof.wrong_span.is_empty() {
-        findings.push(
-            Finding::new(
-                format!(
-                    "{} exemplars name a span other than their request's SERVER span",
-                    proof.wrong_span.len()
-                ),
-                proof.wrong_span.len() as u64,
-                HINT_IDS,
-            )
-            .examples(proof.wrong_span.iter().cloned()),
-        );
-    }
+    findings.extend(proof_findings(&proof));
     let stored = match stored_in_prometheus(ctx, found).await {
         Ok(stored) => stored,
         Err(finding) => {
@@ -315,6 +289,40 @@ async fn judge(
         )),
         evidence,
     )
+}
+
+/// What following the ids found wrong: traces that never arrived, spans that are not the
+/// request's SERVER span.
+fn proof_findings(proof: &Proof) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    if !proof.missing.is_empty() {
+        findings.push(
+            Finding::new(
+                format!(
+                    "{} exemplars name traces whose SERVER span never arrived: they lead nowhere",
+                    proof.missing.len()
+                ),
+                proof.missing.len() as u64,
+                "take the exemplar's ids from the request's own SERVER span, only when it is \
+                 sampled (an unsampled or dropped span is never exported)",
+            )
+            .examples(proof.missing.iter().cloned()),
+        );
+    }
+    if !proof.wrong_span.is_empty() {
+        findings.push(
+            Finding::new(
+                format!(
+                    "{} exemplars name a span other than their request's SERVER span",
+                    proof.wrong_span.len()
+                ),
+                proof.wrong_span.len() as u64,
+                HINT_IDS,
+            )
+            .examples(proof.wrong_span.iter().cloned()),
+        );
+    }
+    findings
 }
 
 fn with_evidence(outcome: Outcome, evidence: Vec<String>) -> Outcome {
