@@ -4,7 +4,8 @@
 //! SERVER spans of real requests (obsctl's receiver, or Tempo by id), and a Prometheus, when
 //! given, must return them from `/api/v1/query_exemplars`.
 
-use std::collections::BTreeSet;
+mod follow;
+mod stored;
 
 use super::context::CheckContext;
 use super::metrics::DURATION;
@@ -12,10 +13,9 @@ use super::model::{Finding, Outcome};
 use crate::sources::exposition::{
     EXEMPLAR_MAX_CHARS, Exposition, ExpositionError, Format, MetricFamily, parse_float,
 };
-use crate::sources::span::SpanKind;
-use crate::sources::span_store::Followed;
 use crate::sources::target::Negotiated;
-use crate::sources::tempo::TempoError;
+use follow::{follow, proof_findings};
+use stored::stored_in_prometheus;
 
 const HINT_OFFER: &str = "negotiate OpenMetrics on /metrics (Prometheus sends Accept: \
     application/openmetrics-text first) and attach the request span's ids as exemplars: \
@@ -28,9 +28,6 @@ const HINT_ADD: &str = "when observing a request's duration, attach its sampled 
 
 const HINT_IDS: &str = "take the exemplar's trace_id and span_id from the request's SERVER span \
     (the span current in the outermost middleware), only when it is sampled, as lowercase hex";
-
-/// Trace ids looked up in Tempo, at most.
-const TEMPO_LOOKUPS: usize = 5;
 
 /// What `/metrics` answered to Prometheus's own request, reduced to what the checks read: a
 /// second parsed body is never held beside the shared text scrape.
@@ -104,23 +101,6 @@ struct Found {
     value: f64,
     label_chars: usize,
     line: usize,
-}
-
-/// What following the exemplars' ids to spans found.
-#[derive(Default)]
-struct Proof {
-    /// Exemplars whose request's SERVER span arrived (the span itself when `span_id` is given).
-    proven: u64,
-    /// Exemplars whose trace never arrived (or arrived without a SERVER span).
-    missing: Vec<String>,
-    /// Exemplars whose trace arrived but whose `span_id` is not its SERVER span.
-    wrong_span: Vec<String>,
-    /// Exemplars no source could follow (not a trace of the run, no Tempo).
-    not_followed: u64,
-    /// Sources that were asked.
-    via: Vec<&'static str>,
-    /// A source that could not answer.
-    error: Option<String>,
 }
 
 /// `exemplars`; see the module docs.
@@ -291,40 +271,6 @@ async fn judge(
     )
 }
 
-/// What following the ids found wrong: traces that never arrived, spans that are not the
-/// request's SERVER span.
-fn proof_findings(proof: &Proof) -> Vec<Finding> {
-    let mut findings = Vec::new();
-    if !proof.missing.is_empty() {
-        findings.push(
-            Finding::new(
-                format!(
-                    "{} exemplars name traces whose SERVER span never arrived: they lead nowhere",
-                    proof.missing.len()
-                ),
-                proof.missing.len() as u64,
-                "take the exemplar's ids from the request's own SERVER span, only when it is \
-                 sampled (an unsampled or dropped span is never exported)",
-            )
-            .examples(proof.missing.iter().cloned()),
-        );
-    }
-    if !proof.wrong_span.is_empty() {
-        findings.push(
-            Finding::new(
-                format!(
-                    "{} exemplars name a span other than their request's SERVER span",
-                    proof.wrong_span.len()
-                ),
-                proof.wrong_span.len() as u64,
-                HINT_IDS,
-            )
-            .examples(proof.wrong_span.iter().cloned()),
-        );
-    }
-    findings
-}
-
 fn with_evidence(outcome: Outcome, evidence: Vec<String>) -> Outcome {
     evidence.into_iter().fold(outcome, Outcome::evidence)
 }
@@ -396,173 +342,4 @@ fn shape_findings(found: &[Found]) -> Vec<Finding> {
         outside,
     );
     findings
-}
-
-/// Follows each exemplar's ids to spans: the receiver's traces of the run first, then Tempo
-/// for a few that remain.
-async fn follow(ctx: &CheckContext, found: &[&Found]) -> Proof {
-    let mut proof = Proof::default();
-    let mut left: Vec<&Found> = Vec::new();
-    match ctx.spans().await {
-        Some(spans) => {
-            proof.via.push("obsctl's OTLP receiver");
-            let service = ctx.service.as_str();
-            let judged = spans.with_run(|run| {
-                for &exemplar in found {
-                    let trace_id = exemplar.trace_id.as_deref().unwrap_or_default();
-                    match run.follow(trace_id) {
-                        Followed::NotRun => left.push(exemplar),
-                        Followed::NoSpan | Followed::NoServerSpan => {
-                            proof.missing.push(example(exemplar));
-                        }
-                        Followed::Counted => proof.proven += 1,
-                        Followed::Kept(trace) => {
-                            let server =
-                                trace.spans.iter().filter(|s| s.shape.is_server_of(service));
-                            let mut server = server.map(|s| s.span_id);
-                            let matches = match exemplar.span_id.as_deref() {
-                                Some(span_id) => server.any(|id| id == span_id),
-                                None => server.next().is_some(),
-                            };
-                            if matches {
-                                proof.proven += 1;
-                            } else {
-                                proof.wrong_span.push(example(exemplar));
-                            }
-                        }
-                    }
-                }
-            });
-            if judged.is_none() {
-                left = found.to_vec();
-            }
-        }
-        None => left = found.to_vec(),
-    }
-    match &ctx.tempo {
-        Some(_) => tempo(ctx, &left, &mut proof).await,
-        None => proof.not_followed += left.len() as u64,
-    }
-    proof
-}
-
-/// Looks up a few of `left`'s trace ids in Tempo, each until it is found or the deadline.
-async fn tempo(ctx: &CheckContext, left: &[&Found], proof: &mut Proof) {
-    let Some(tempo) = &ctx.tempo else {
-        return;
-    };
-    proof.via.push("Tempo");
-    let mut asked = BTreeSet::new();
-    let window = Some(ctx.window());
-    for &exemplar in left {
-        let trace_id = exemplar.trace_id.as_deref().unwrap_or_default();
-        if asked.len() >= TEMPO_LOOKUPS || !asked.insert(trace_id) {
-            proof.not_followed += 1;
-            continue;
-        }
-        let answer = ctx
-            .poll(|| async {
-                match tempo.trace(trace_id, window).await {
-                    Err(TempoError::TraceNotFound { .. }) => None,
-                    other => Some(other),
-                }
-            })
-            .await;
-        match answer {
-            None => proof.missing.push(example(exemplar)),
-            Some(Err(error)) => {
-                proof.error = Some(error.to_string());
-                proof.not_followed += 1;
-            }
-            Some(Ok(trace)) => {
-                let server = trace.spans.iter().filter(|s| s.kind() == SpanKind::Server);
-                let mut ids = server.map(|s| s.span_id());
-                let matches = match exemplar.span_id.as_deref() {
-                    Some(span_id) => ids.any(|id| id == span_id),
-                    None => ids.next().is_some(),
-                };
-                if matches {
-                    proof.proven += 1;
-                } else {
-                    proof.wrong_span.push(example(exemplar));
-                }
-            }
-        }
-    }
-}
-
-fn example(found: &Found) -> String {
-    format!(
-        "trace_id {} span_id {} on {}",
-        found.trace_id.as_deref().unwrap_or("(none)"),
-        found.span_id.as_deref().unwrap_or("(none)"),
-        found.bucket
-    )
-}
-
-/// Whether Prometheus returns the histogram's exemplars: one line of evidence, or the finding
-/// when it stores none by the deadline. `None` without a Prometheus.
-async fn stored_in_prometheus(
-    ctx: &CheckContext,
-    found: &[Found],
-) -> Result<Option<String>, Finding> {
-    let Some(prometheus) = &ctx.prometheus else {
-        return Ok(None);
-    };
-    let shown: BTreeSet<&str> = found.iter().filter_map(|f| f.trace_id.as_deref()).collect();
-    let run_prefix = ctx.run.as_ref().map(|r| r.trace_id_prefix.as_str());
-    let known = |trace_id: &str| {
-        shown.contains(trace_id) || run_prefix.is_some_and(|p| trace_id.starts_with(p))
-    };
-    let query = format!("{DURATION}_bucket");
-    let start = ctx.window().start_secs() as f64;
-    let ask = || async {
-        let (series, _) = prometheus
-            .query_exemplars(&query, start, now_secs())
-            .await
-            .map_err(|e| e.to_string())?;
-        let stored = series.iter().flat_map(|s| &s.exemplars);
-        Ok::<_, String>(stored.fold((0usize, 0usize), |(all, ours), e| {
-            let trace_id = e.labels.get("trace_id").map_or("", String::as_str);
-            (all + 1, ours + usize::from(known(trace_id)))
-        }))
-    };
-    // Until one of ours is stored (scrape interval and ingestion), or the deadline; then the
-    // last answer is the one judged.
-    ctx.poll(|| async {
-        let answer = ask().await;
-        (answer.is_err() || matches!(answer, Ok((_, ours)) if ours > 0)).then_some(())
-    })
-    .await;
-    let last = ask().await;
-    match last {
-        Ok((0, _)) => Err(Finding::new(
-            format!(
-                "Prometheus ({}) returns no exemplar of {query} from /api/v1/query_exemplars",
-                prometheus.base_url()
-            ),
-            1,
-            "start Prometheus with --enable-feature=exemplar-storage and let it scrape \
-             OpenMetrics (its default; scrape_protocols must list OpenMetricsText1.0.0 first)",
-        )),
-        Ok((all, 0)) => Ok(Some(format!(
-            "Prometheus returns {all} exemplars of {query}, none of them the ones /metrics \
-             shows or the run's (another instance's?)"
-        ))),
-        Ok((all, ours)) => Ok(Some(format!(
-            "Prometheus returns {all} exemplars of {query} from /api/v1/query_exemplars, {ours} \
-             of them the ones /metrics shows or the run's"
-        ))),
-        Err(error) => Err(Finding::new(
-            format!("Prometheus could not answer /api/v1/query_exemplars: {error}"),
-            1,
-            "check that Prometheus runs and --prometheus points at it",
-        )),
-    }
-}
-
-fn now_secs() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }
