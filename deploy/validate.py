@@ -144,6 +144,25 @@ def check_dashboard():
                   target["expr"])
 
 
+def check_exemplars():
+    """Latency -> trace: Prometheus keeps exemplars, Grafana links them to Tempo, the P60 panel
+    asks for them."""
+    compose = load_yaml(DEPLOY / "compose.yaml") or {}
+    command = compose.get("services", {}).get("prometheus", {}).get("command", [])
+    check("--enable-feature=exemplar-storage" in command, "compose: Prometheus keeps exemplars")
+    k8s = (DEPLOY / "k8s/prometheus.yaml").read_text()
+    check("--enable-feature=exemplar-storage" in k8s, "k8s: Prometheus keeps exemplars")
+    provisioned = load_yaml(DEPLOY / "grafana/provisioning/datasources/datasources.yaml") or {}
+    prometheus = [d for d in provisioned.get("datasources", []) if d.get("uid") == "prometheus"]
+    links = prometheus[0].get("jsonData", {}).get("exemplarTraceIdDestinations", []) if prometheus else []
+    check(any(l.get("name") == "trace_id" and l.get("datasourceUid") == "tempo" for l in links),
+          "Grafana links the exemplars' trace_id to the Tempo datasource", str(links))
+    dash = json.loads((DEPLOY / "grafana/dashboards/fastapi-dashboard.json").read_text())
+    p60 = [t for p in dash["panels"] if p["title"] == "Request Duration P60" for t in p["targets"]]
+    check(bool(p60) and all(t.get("exemplar") is True for t in p60),
+          "the P60 latency panel shows exemplars (its buckets carry them)")
+
+
 def check_promtool():
     promtool = shutil.which("promtool")
     if not promtool:
@@ -212,6 +231,7 @@ def main():
     check_parse_all()
     check_compose(args.compose_schema)
     check_dashboard()
+    check_exemplars()
     check_promtool()
     check_k8s(args.kubernetes_validate)
     print(f"\n{len(failures)} failed" if failures else "\nall checks passed")

@@ -71,7 +71,9 @@ impl Application {
     ) -> Result<Self, StartupError> {
         let store = Store::open(&config.database_path())?;
         let connections = ConnectionMetrics::new(&registry)?;
-        let metrics = HttpMetrics::new(registry)?;
+        // With the SDK disabled no span is exported: an exemplar's trace id would lead nowhere.
+        let metrics =
+            HttpMetrics::new(registry)?.with_exemplars(!crate::telemetry::traces::sdk_disabled());
         let faults = Faults {
             error_rate: config.fault_error_rate,
             latency: config.fault_latency(),

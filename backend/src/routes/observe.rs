@@ -13,6 +13,7 @@ use tracing::{Instrument, Span};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::error::ApiError;
+use crate::telemetry::exemplars::Exemplar;
 use crate::telemetry::metrics::{HttpMetrics, UNMATCHED_PATH};
 use crate::telemetry::propagation::parent_context;
 
@@ -94,7 +95,9 @@ impl Record<'_> {
         }
         let elapsed = self.started.elapsed();
         let route = self.route.as_deref().unwrap_or(UNMATCHED_PATH);
-        self.metrics.observe(self.method, route, status, elapsed);
+        let exemplar = exemplar_of(&self.span);
+        self.metrics
+            .observe(self.method, route, status, elapsed, exemplar);
         self.span
             .record("http.response.status_code", i64::from(status));
         if status >= 500 {
@@ -117,8 +120,8 @@ impl Drop for Record<'_> {
 /// `endpoint`, and traced as a SERVER span named `HTTP`.
 pub fn record_rejected(metrics: &HttpMetrics, status: u16, elapsed: std::time::Duration) {
     const METHOD: &str = "_OTHER";
-    metrics.observe(METHOD, UNMATCHED_PATH, status, elapsed);
     let span = server_span(METHOD, None, "", Version::HTTP_11);
+    metrics.observe(METHOD, UNMATCHED_PATH, status, elapsed, exemplar_of(&span));
     span.record("otel.name", "HTTP");
     span.record("http.response.status_code", i64::from(status));
     let duration_ms = (elapsed.as_secs_f64() * 1e6).round() / 1e3;
@@ -149,6 +152,18 @@ fn server_span(method: &str, route: Option<&str>, path: &str, version: Version) 
         span.record("http.route", route);
     }
     span
+}
+
+/// The exemplar of a request's metrics: its SERVER span's ids, when the span is sampled (an
+/// unsampled span is never exported, so its ids would lead nowhere).
+fn exemplar_of(span: &Span) -> Option<Exemplar> {
+    let context = span.context();
+    let span = context.span();
+    let span_context = span.span_context();
+    (span_context.is_valid() && span_context.is_sampled()).then(|| Exemplar {
+        trace_id: span_context.trace_id().to_bytes(),
+        span_id: span_context.span_id().to_bytes(),
+    })
 }
 
 /// The one request line, carrying the request span's ids (explicitly: the log layer does not

@@ -3,8 +3,10 @@
 //! The subscriber is built separately from being installed, so tests choose the sink; the
 //! returned [`TelemetryGuard`] flushes spans with a bounded wait when the service stops.
 
+pub mod exemplars;
 pub mod logs;
 pub mod metrics;
+pub mod openmetrics;
 pub mod otlp;
 pub mod process;
 pub mod propagation;

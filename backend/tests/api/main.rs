@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod collector;
+mod exemplars;
 mod helpers;
 mod hostile;
 mod limits;

@@ -173,6 +173,19 @@ async fn otel_sdk_disabled_sends_nothing_but_logs_keep_trace_ids() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(otlp.export_requests(), 0, "no export call may arrive");
     assert!(otlp.spans().is_empty());
+    // Nor does /metrics name a trace nobody will ever receive.
+    let openmetrics = app
+        .client
+        .get(app.url("/metrics"))
+        .header("accept", "application/openmetrics-text")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(openmetrics.ends_with("# EOF\n"));
+    assert!(!openmetrics.contains(" # {"), "no exemplar: {openmetrics}");
 }
 
 #[tokio::test]

@@ -113,6 +113,23 @@ async fn verify_passes_every_check_of_the_real_backend_with_a_real_prometheus() 
         ),
         Status::Pass
     );
+    // Exemplars lead to the receiver's SERVER spans, and that Prometheus returns them.
+    let exemplars = verification
+        .report
+        .as_ref()
+        .expect("not interrupted")
+        .checks
+        .iter()
+        .find(|c| c.id == "exemplars")
+        .expect("exemplars is in the report");
+    assert!(
+        exemplars
+            .evidence
+            .iter()
+            .any(|line| line.contains("from /api/v1/query_exemplars")),
+        "{:?}",
+        exemplars.evidence
+    );
     // The built-in dashboard's panels are evaluated against that Prometheus.
     assert_all_pass_except(
         verification.report.as_ref().expect("not interrupted"),

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
+use crate::check::exemplars::OpenMetricsAnswer;
 use crate::report::RunReport;
 use crate::sources::auth::Endpoint;
 use crate::sources::exposition::Exposition;
@@ -104,6 +105,8 @@ pub struct CheckContext {
     /// The wait the deadline was set from (`--timeout`), for messages.
     pub wait: Duration,
     scrape: OnceCell<Result<MetricsScrape, ScrapeFailure>>,
+    /// `/metrics` as Prometheus asks for it (OpenMetrics first), reduced to what the checks read.
+    openmetrics: OnceCell<Result<OpenMetricsAnswer, ScrapeFailure>>,
     /// The log lines as judged: one snapshot per evaluation, so every check counts the same.
     log_snapshot: OnceCell<Vec<LogLine>>,
     /// The spans as judged: one snapshot per evaluation.
@@ -143,6 +146,7 @@ impl CheckContext {
             deadline: Instant::now() + wait,
             wait,
             scrape: OnceCell::new(),
+            openmetrics: OnceCell::new(),
             log_snapshot: OnceCell::new(),
             span_snapshot: OnceCell::new(),
             tempo_verdict: OnceCell::new(),
@@ -193,6 +197,28 @@ impl CheckContext {
                         Self::scrape_once(endpoint).await
                     } else {
                         first
+                    }
+                })
+                .await,
+        )
+    }
+
+    /// The target's `/metrics` asked for as Prometheus asks (OpenMetrics preferred), once and
+    /// shared, reduced to what the checks read; [`OpenMetricsAnswer::format`] says what the
+    /// service chose. Taken after the shared scrape, so two large bodies are never parsed at
+    /// once. `None` without a target.
+    pub async fn openmetrics(&self) -> Option<&Result<OpenMetricsAnswer, ScrapeFailure>> {
+        let endpoint = self.metrics.as_ref()?;
+        Some(
+            self.openmetrics
+                .get_or_init(|| async {
+                    let _ = self.scrape().await;
+                    match endpoint.scrape_openmetrics().await {
+                        Ok(negotiated) => Ok(OpenMetricsAnswer::of(negotiated)),
+                        Err(e) => Err(ScrapeFailure {
+                            message: e.to_string(),
+                            answered: matches!(e, SourceError::Status(_)),
+                        }),
                     }
                 })
                 .await,

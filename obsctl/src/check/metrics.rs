@@ -75,12 +75,61 @@ pub async fn endpoint(ctx: &CheckContext) -> Outcome {
         )
         .evidence(evidence);
     }
-    Outcome::pass(format!(
+    let openmetrics = match openmetrics_answer(ctx).await {
+        Ok(line) => line,
+        Err(outcome) => return outcome.evidence(evidence),
+    };
+    let outcome = Outcome::pass(format!(
         "{} samples in {} families",
         parsed.sample_count(),
         parsed.families().len()
     ))
-    .evidence(evidence)
+    .evidence(evidence);
+    match openmetrics {
+        Some(line) => outcome.evidence(line),
+        None => outcome,
+    }
+}
+
+/// What `/metrics` answers to Prometheus's own request, which prefers OpenMetrics: one line of
+/// evidence, or the failure when the answer would fail Prometheus's scrapes (an OpenMetrics
+/// body that does not parse, a refusal).
+async fn openmetrics_answer(ctx: &CheckContext) -> Result<Option<String>, Outcome> {
+    let Some(answer) = ctx.openmetrics().await else {
+        return Ok(None);
+    };
+    let answer = answer.as_ref().map_err(|failure| {
+        Outcome::fail(
+            format!(
+                "/metrics answers the text format, but not Prometheus's request preferring \
+                 OpenMetrics: {}",
+                failure.message
+            ),
+            "answer every Accept header Prometheus sends (OpenMetrics first, then text)",
+        )
+    })?;
+    let shown = format!(
+        "{} (Accept: {})",
+        answer.asked,
+        crate::sources::target::OPENMETRICS_ACCEPT
+    );
+    match &answer.parsed {
+        Some(Ok(summary)) => Ok(Some(format!(
+            "{shown}: valid OpenMetrics, {} samples, {} with an exemplar",
+            summary.samples, summary.exemplars
+        ))),
+        None => Ok(Some(format!("{shown}: the text format (no exemplars)"))),
+        Some(Err(error)) => Err(Outcome::fail(
+            format!(
+                "/metrics answers Prometheus's request (OpenMetrics first) with invalid {}: {error}",
+                answer.format.name()
+            ),
+            "Prometheus fails such scrapes: encode with the client library's OpenMetrics \
+             encoder (it ends the body with `# EOF` and declares counters without `_total`), \
+             or answer the text format",
+        )
+        .evidence(shown)),
+    }
 }
 
 /// `requests-counter`: `fastapi_requests_total` is a counter with exactly the contract's labels.

@@ -9,6 +9,7 @@ pub mod accounting_stack;
 pub mod context;
 pub mod correlation;
 pub mod dashboard;
+pub mod exemplars;
 pub mod load;
 pub mod logs;
 pub mod metrics;

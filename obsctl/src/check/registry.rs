@@ -7,8 +7,8 @@ use futures::future::LocalBoxFuture;
 use super::context::CheckContext;
 use super::model::{Level, Outcome, Signal};
 use super::{
-    accounting, accounting_prometheus, accounting_stack, correlation, dashboard, load, logs,
-    metrics, prometheus, stack, structure, traces, units,
+    accounting, accounting_prometheus, accounting_stack, correlation, dashboard, exemplars, load,
+    logs, metrics, prometheus, stack, structure, traces, units,
 };
 
 /// A check's function: looks at the context's sources, returns what it found.
@@ -50,7 +50,7 @@ pub static CHECKS: &[CheckDef] = &[
         sources: "--target",
         level: Level::Deny,
         proves: "`/metrics` answers Prometheus text (or OpenMetrics) with its content type, and no series is exposed twice",
-        catches: "a JSON-encoded string body (`return generate_latest()`), a wrong content type, HTML, unparsable lines (with line number), duplicate series",
+        catches: "a JSON-encoded string body (`return generate_latest()`), a wrong content type, HTML, unparsable lines (with line number), duplicate series; asked for OpenMetrics as Prometheus asks, an answer Prometheus would reject (no `# EOF`, exemplars in the text format)",
         run: |ctx| Box::pin(metrics::endpoint(ctx)),
     },
     CheckDef {
@@ -282,6 +282,16 @@ pub static CHECKS: &[CheckDef] = &[
         proves: "each of the run's request lines carries the `trace_id` and `span_id` of its request's SERVER span, as lowercase hex, so a log line leads to its trace",
         catches: "no `trace_id`, a child span's or a made-up `span_id`, all-zero ids (logged after the span ended), upper-case or integer ids",
         run: |ctx| Box::pin(correlation::logs_to_traces(ctx)),
+    },
+    CheckDef {
+        id: "exemplars",
+        title: "Latency buckets carry exemplars that lead to their requests' traces",
+        signal: Signal::Metrics,
+        sources: "--target (+ obsctl verify (its receiver) or --tempo; + --prometheus)",
+        level: Level::Warn,
+        proves: "asked as Prometheus asks, `/metrics` answers OpenMetrics whose `fastapi_request_duration_seconds` buckets carry exemplars with the `trace_id` and `span_id` of a request's SERVER span that arrived (receiver, or Tempo by id), and Prometheus returns them from `/api/v1/query_exemplars`",
+        catches: "no OpenMetrics offered, no exemplars, ids that are not 32/16 lowercase hex, label sets over 128 characters, values above their bucket, traces that never arrived (unsampled or made-up ids), a child span's id, a Prometheus without `--enable-feature=exemplar-storage`",
+        run: |ctx| Box::pin(exemplars::exemplars(ctx)),
     },
     CheckDef {
         id: "grafana",

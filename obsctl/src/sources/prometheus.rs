@@ -1,5 +1,6 @@
 //! The Prometheus HTTP API: readiness (`/-/ready`), instant and range queries
-//! (`/api/v1/query`, `/api/v1/query_range`) and scrape targets (`/api/v1/targets`).
+//! (`/api/v1/query`, `/api/v1/query_range`), stored exemplars (`/api/v1/query_exemplars`) and
+//! scrape targets (`/api/v1/targets`).
 //! `"status": "error"` answers become [`PrometheusError::Api`] with Prometheus's own error type
 //! and message, so a check can show why a query failed.
 
@@ -182,6 +183,26 @@ struct Envelope {
     warnings: Vec<String>,
 }
 
+/// One series' exemplars, as `/api/v1/query_exemplars` returns them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExemplarSeries {
+    /// The series labels (`__name__`, `le`, `job`, ...).
+    pub series_labels: Labels,
+    /// Its exemplars in the range.
+    pub exemplars: Vec<StoredExemplar>,
+}
+
+/// One exemplar Prometheus stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredExemplar {
+    /// Its labels (`trace_id`, `span_id`, ...).
+    pub labels: Labels,
+    /// Its value.
+    pub value: f64,
+    /// Its timestamp, Unix seconds.
+    pub timestamp: f64,
+}
+
 /// A Prometheus server's HTTP API.
 #[derive(Debug, Clone)]
 pub struct Prometheus {
@@ -239,6 +260,27 @@ impl Prometheus {
             ("step", format_time(step.as_secs_f64().max(0.001))),
         ];
         self.query_at("/api/v1/query_range", &params).await
+    }
+
+    /// The exemplars of the series `promql` selects, stored from `start` to `end` (Unix
+    /// seconds). Empty when none were stored, which is all a Prometheus without
+    /// `--enable-feature=exemplar-storage` (or scraping without OpenMetrics) ever answers.
+    pub async fn query_exemplars(
+        &self,
+        promql: &str,
+        start: f64,
+        end: f64,
+    ) -> Result<(Vec<ExemplarSeries>, Evidence), PrometheusError> {
+        let params = [
+            ("query", promql.to_owned()),
+            ("start", format_time(start)),
+            ("end", format_time(end)),
+        ];
+        let (data, _, evidence) = self.call("/api/v1/query_exemplars", &params).await?;
+        match parse_exemplars(&data) {
+            Ok(series) => Ok((series, evidence)),
+            Err(detail) => Err(PrometheusError::Unexpected { detail, evidence }),
+        }
     }
 
     /// The scrape targets (`/api/v1/targets`).
@@ -419,4 +461,57 @@ fn point(value: &Value) -> Result<(f64, f64), String> {
         (Some(t), Some(v)) => Ok((t, v)),
         _ => Err(format!("expected [time, \"value\"], found {value}")),
     }
+}
+
+/// `data` of a `query_exemplars` answer: `[{"seriesLabels": {...}, "exemplars": [{"labels":
+/// {...}, "value": "0.03", "timestamp": 1700000000.123}]}]` (`null` when nothing is stored).
+fn parse_exemplars(data: &Value) -> Result<Vec<ExemplarSeries>, String> {
+    if data.is_null() {
+        return Ok(Vec::new());
+    }
+    let series = data.as_array().ok_or("data is not an array")?;
+    series
+        .iter()
+        .map(|one| {
+            let exemplars = match one.get("exemplars") {
+                None | Some(Value::Null) => Vec::new(),
+                Some(list) => list
+                    .as_array()
+                    .ok_or("exemplars is not an array")?
+                    .iter()
+                    .map(|e| {
+                        Ok(StoredExemplar {
+                            labels: labels_of(e.get("labels")),
+                            value: e
+                                .get("value")
+                                .and_then(Value::as_str)
+                                .and_then(super::exposition::parse_float)
+                                .ok_or("an exemplar's value is not a number string")?,
+                            timestamp: e
+                                .get("timestamp")
+                                .and_then(Value::as_f64)
+                                .ok_or("an exemplar's timestamp is not a number")?,
+                        })
+                    })
+                    .collect::<Result<_, String>>()?,
+            };
+            Ok(ExemplarSeries {
+                series_labels: labels_of(one.get("seriesLabels")),
+                exemplars,
+            })
+        })
+        .collect()
+}
+
+/// A JSON object of string values as labels (others left out).
+fn labels_of(value: Option<&Value>) -> Labels {
+    value
+        .and_then(Value::as_object)
+        .map(|object| {
+            object
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
 }

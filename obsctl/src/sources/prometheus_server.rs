@@ -1,6 +1,7 @@
 //! A real Prometheus started by obsctl (for `obsctl verify` and tests): the `prometheus` binary
 //! from the PATH, run in a temporary directory with a generated config scraping the given
-//! targets at a short interval, listening on a free loopback port. It is killed when dropped.
+//! targets at a short interval, listening on a free loopback port, with exemplar storage on.
+//! It is killed when dropped.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -183,6 +184,9 @@ fn spawn(
             dir.join("data").display()
         ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        // Keeps the exemplars of OpenMetrics scrapes (its default Accept prefers OpenMetrics,
+        // from 2.x on; `scrape_protocols` is left out: Prometheus before 2.49 rejects it).
+        .arg("--enable-feature=exemplar-storage")
         .current_dir(dir)
         .stdout(log)
         .stderr(log_err);

@@ -550,13 +550,19 @@ impl RunIndex {
     }
 
     fn head(&self, seq: u64) -> u32 {
+        self.head_of(seq).link
+    }
+
+    /// Request `seq`'s head: its latest link and whether a SERVER span arrived.
+    fn head_of(&self, seq: u64) -> Head {
         if let Some(head) = self.far.get(&seq) {
-            return head.link;
+            return *head;
         }
         usize::try_from(seq)
             .ok()
             .and_then(|i| self.heads.get(i))
-            .map_or(NO_LINK, |h| h.link)
+            .copied()
+            .unwrap_or(NO_HEAD)
     }
 
     /// The link at `index`, unless it was never added or is no longer kept.
@@ -616,6 +622,21 @@ pub struct RunTrace<'a> {
     pub spans: Vec<TraceSpan<'a>>,
 }
 
+/// What arrived of one trace id; see [`RunTraces::follow`].
+#[derive(Debug, Clone)]
+pub enum Followed<'a> {
+    /// Not a trace of the followed run (obsctl did not start it), or not a trace id at all.
+    NotRun,
+    /// One of the run's traces, of which no span arrived.
+    NoSpan,
+    /// One of the run's traces, with spans but no SERVER span.
+    NoServerSpan,
+    /// Its SERVER span arrived, and its spans are still kept.
+    Kept(RunTrace<'a>),
+    /// Its SERVER span arrived; its spans are no longer kept (older than the newest traces).
+    Counted,
+}
+
 /// The traces of the followed run as of a snapshot; see [`SpanSnapshot::with_run`].
 pub struct RunTraces<'a> {
     index: &'a RunIndex,
@@ -646,6 +667,28 @@ impl<'a> RunTraces<'a> {
         self.index
             .seqs()
             .filter_map(|(seq, head)| self.trace_at(seq, head))
+    }
+
+    /// What arrived of the trace `trace_id` (32 lowercase hex digits): whether it is one of the
+    /// run's, has spans and a SERVER span, and its spans when their links are still kept.
+    pub fn follow(&self, trace_id: &str) -> Followed<'a> {
+        let Some(id) = TraceId::from_hex(trace_id).filter(|id| *id == trace_id) else {
+            return Followed::NotRun;
+        };
+        let Some(seq) = self.index.seq(&id) else {
+            return Followed::NotRun;
+        };
+        let head = self.index.head_of(seq);
+        if head.link == NO_LINK {
+            return Followed::NoSpan;
+        }
+        if !head.server {
+            return Followed::NoServerSpan;
+        }
+        match self.trace_at(seq, head.link) {
+            Some(trace) => Followed::Kept(trace),
+            None => Followed::Counted,
+        }
     }
 
     /// The trace `trace_id` (32 lowercase hex digits), when it is one of the run's and has a

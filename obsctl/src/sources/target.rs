@@ -1,12 +1,19 @@
 //! The target's `/metrics` endpoint: one scrape gives the status, content type, raw body and the
 //! parsed families (or why the body is not exposition text), plus helpers to read a counter or
-//! histogram series by labels.
+//! histogram series by labels. The body is read in the format its content type announces, as
+//! Prometheus reads it: OpenMetrics for `application/openmetrics-text`, else the text format.
 
-use super::exposition::{self, Exposition, ExpositionError, HistogramSeries, MetricFamily};
-use super::http::{Evidence, HttpClient, SourceError, join};
+use super::exposition::{self, Exposition, ExpositionError, Format, HistogramSeries, MetricFamily};
+use super::http::{Evidence, HttpClient, HttpResponse, SourceError, join};
 
-/// What Prometheus itself asks for: classic text first, anything else as a fallback.
+/// The classic text format first, anything else as a fallback: what every check but the
+/// OpenMetrics ones reads.
 pub const ACCEPT: &str = "text/plain;version=0.0.4;q=1,*/*;q=0.1";
+
+/// What Prometheus 2.x asks for by default (Prometheus 3's default `scrape_protocols` ranks
+/// the same way): OpenMetrics first, the text format as a fallback.
+pub const OPENMETRICS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,\
+    application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 
 /// A target's metrics endpoint.
 #[derive(Debug, Clone)]
@@ -52,32 +59,69 @@ impl MetricsEndpoint {
         &self.url
     }
 
-    /// GET the endpoint. Any 2xx answer is `Ok`, whatever its body (see
-    /// [`MetricsScrape::parsed`]); other statuses are [`SourceError::Status`].
+    /// GET the endpoint asking for the text format. Any 2xx answer is `Ok`, whatever its body
+    /// (see [`MetricsScrape::parsed`]); other statuses are [`SourceError::Status`].
     pub async fn scrape(&self) -> Result<MetricsScrape, SourceError> {
+        Ok(parsed(self.get(ACCEPT).await?))
+    }
+
+    /// GET the endpoint as Prometheus does, preferring OpenMetrics (the only format with
+    /// exemplars). An OpenMetrics answer is parsed as such; a text answer is not parsed again
+    /// (its body is dropped at once: [`MetricsEndpoint::scrape`] reads that format).
+    pub async fn scrape_openmetrics(&self) -> Result<Negotiated, SourceError> {
+        let response = self.get(OPENMETRICS_ACCEPT).await?;
+        match Format::of_content_type(response.content_type.as_deref()) {
+            Format::OpenMetrics => Ok(Negotiated::OpenMetrics(Box::new(parsed(response)))),
+            Format::Text => Ok(Negotiated::Text {
+                evidence: response.evidence(),
+                content_type: response.content_type,
+            }),
+        }
+    }
+
+    async fn get(&self, accept: &str) -> Result<HttpResponse, SourceError> {
         let bearer = self.token.as_ref().map(|token| format!("Bearer {token}"));
         let headers: Vec<(&str, &str)> = bearer
             .iter()
             .map(|b| ("authorization", b.as_str()))
             .collect();
-        let response = self
-            .client
-            .get_with_headers(&self.url, &[], Some(ACCEPT), &headers)
+        self.client
+            .get_with_headers(&self.url, &[], Some(accept), &headers)
             .await?
-            .require_success()?;
-        let evidence = response.evidence();
-        // The body is parsed in place: a parsed scrape keeps it once, inside the exposition.
-        let (parsed, raw) = match exposition::parse_owned(response.body) {
-            Ok(parsed) => (Ok(parsed), Vec::new()),
-            Err((error, raw)) => (Err(error), raw),
-        };
-        Ok(MetricsScrape {
-            evidence,
-            content_type: response.content_type,
-            raw,
-            parsed,
-        })
+            .require_success()
     }
+}
+
+/// The scrape of `response`, its body read in the format its content type announces.
+fn parsed(response: HttpResponse) -> MetricsScrape {
+    let evidence = response.evidence();
+    let format = Format::of_content_type(response.content_type.as_deref());
+    // The body is parsed in place: a parsed scrape keeps it once, inside the exposition.
+    let (parsed, raw) = match exposition::parse_owned_as(response.body, format) {
+        Ok(parsed) => (Ok(parsed), Vec::new()),
+        Err((error, raw)) => (Err(error), raw),
+    };
+    MetricsScrape {
+        evidence,
+        format,
+        content_type: response.content_type,
+        raw,
+        parsed,
+    }
+}
+
+/// What a metrics endpoint answers to Prometheus's own request (OpenMetrics first).
+#[derive(Debug)]
+pub enum Negotiated {
+    /// OpenMetrics, read as such.
+    OpenMetrics(Box<MetricsScrape>),
+    /// The text format (or another content type Prometheus reads as text): left unparsed.
+    Text {
+        /// URL, status, content type and body excerpt.
+        evidence: Evidence,
+        /// The `Content-Type` header, when present.
+        content_type: Option<String>,
+    },
 }
 
 /// One scrape of a metrics endpoint.
@@ -85,6 +129,8 @@ impl MetricsEndpoint {
 pub struct MetricsScrape {
     /// URL, status, content type and body excerpt.
     pub evidence: Evidence,
+    /// The format the body was read as (from its content type).
+    pub format: Format,
     /// The `Content-Type` header, when present.
     pub content_type: Option<String>,
     /// The body when it did not parse (a parsed body lives in `parsed`, not twice).

@@ -514,6 +514,15 @@ async fn a_fresh_service_whose_request_metrics_appear_after_its_first_scrape_pas
     let counted: &[Series] = &[("GET", "/metrics", 200, 1)];
     let after = exposition_of(counted);
     let target = FakeServer::start(move |asked: &Asked| match asked.path.as_str() {
+        // The exemplars check's scrape asks as Prometheus does (OpenMetrics first): not counted.
+        "/metrics"
+            if asked
+                .accept
+                .as_deref()
+                .is_some_and(|a| a.contains("openmetrics")) =>
+        {
+            Reply::ok(PROMETHEUS_TEXT, after.clone())
+        }
         "/metrics" => {
             let body = if seen.fetch_add(1, Ordering::SeqCst) == 0 {
                 process_metrics()
@@ -1312,7 +1321,8 @@ async fn strict_turns_warnings_into_failures_and_skips_fail_the_run() {
     assert!(!report.succeeded());
 
     // A target that honours the contract: every check it can prove passes, the others skip,
-    // and under strict the skips alone fail the run.
+    // and under strict the skips alone fail the run, with the one piece of advice it does not
+    // take (it serves no OpenMetrics, so no exemplars).
     let good = FakeServer::exposition(&contract_body()).await;
     let report = run_with(&target_context(&good.url()), &Policy::defaults()).await;
     assert!(report.succeeded(), "{report:#?}");
@@ -1322,8 +1332,10 @@ async fn strict_turns_warnings_into_failures_and_skips_fail_the_run() {
     let failing: Vec<&obsctl::check::model::CheckResult> = report.failing().collect();
     assert!(!failing.is_empty());
     assert!(
-        failing.iter().all(|c| c.status == Status::Skip),
-        "only the skips fail: {failing:#?}"
+        failing
+            .iter()
+            .all(|c| c.status == Status::Skip || c.id == "exemplars"),
+        "only the skips and the exemplars advice fail: {failing:#?}"
     );
 }
 

@@ -203,6 +203,8 @@ pub struct Asked {
     pub path: String,
     /// Decoded query parameters, in order.
     pub query: Vec<(String, String)>,
+    /// The `Accept` header, when sent.
+    pub accept: Option<String>,
 }
 
 impl Asked {
@@ -299,6 +301,11 @@ fn asked(request: &Request<Incoming>) -> Asked {
     Asked {
         path: request.uri().path().to_owned(),
         query,
+        accept: request
+            .headers()
+            .get(hyper::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
     }
 }
 

@@ -5,6 +5,7 @@
 
 mod accounting;
 mod cli;
+mod exemplars;
 mod exposition;
 mod findings;
 mod helpers;

@@ -152,7 +152,7 @@ const SEARCH_NONE: &str = r#"{"traces": [], "metrics": {"totalBlocks": 1}}"#;
 
 /// The trace by id, v2 shape: OpenTelemetry protobuf JSON, ids in base64
 /// (<https://grafana.com/docs/tempo/latest/api_docs/#query-v2>).
-const TRACE_V2: &str = r#"{
+pub(crate) const TRACE_V2: &str = r#"{
   "trace": {
     "resourceSpans": [
       {

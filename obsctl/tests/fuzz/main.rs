@@ -72,6 +72,25 @@ proptest! {
     }
 
     #[test]
+    fn openmetrics_parsing_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+        let _ = exposition::parse_bytes_as(&bytes, exposition::Format::OpenMetrics);
+    }
+
+    #[test]
+    fn openmetrics_parsing_never_panics_on_exemplar_like_text(
+        text in "(# (HELP|TYPE|UNIT|EOF) [a-z_]{0,8} [a-z ]{0,8}\\n|[a-z_]{1,8}(\\{([a-z]{1,4}=\"[^\"\\n]{0,8}\",?){0,3}\\})? -?[0-9.e+Inf]{1,8}( [0-9.]{1,13})?( # \\{([a-z_]{1,8}=\"[^\"\\n]{0,8}\",?){0,2}\\} [0-9.e]{1,6}( [0-9.]{1,13})?)?\\n){0,12}(# EOF\\n)?"
+    ) {
+        if let Ok(parsed) = exposition::parse_as(&text, exposition::Format::OpenMetrics) {
+            // Every exemplar read is reachable from its sample, and counted once.
+            let reached: usize = parsed
+                .families()
+                .map(|f| f.samples.iter().filter(|s| s.exemplar.is_some()).count())
+                .sum();
+            prop_assert_eq!(reached, parsed.exemplar_count());
+        }
+    }
+
+    #[test]
     fn log_line_parsing_never_panics(text in "\\PC{0,300}") {
         let line = LogLine::parse(1, &text);
         let _ = line.field("status_code");

@@ -11,6 +11,7 @@ mod large_bodies;
 mod log_budget;
 mod logs;
 mod loki;
+mod openmetrics;
 mod otlp;
 mod otlp_hostile;
 mod prometheus;

@@ -3,6 +3,12 @@
 //! values (`NaN`, `+Inf`, `-Inf`), exponents and optional timestamps. Histogram and summary
 //! series (`_bucket`, `_sum`, `_count`) are grouped under their family.
 //!
+//! With [`Format::OpenMetrics`] it reads OpenMetrics 1.0 text as well: exemplars after a
+//! sample (` # {trace_id="..."} 0.03 1700000000.123`), `# UNIT`, timestamps in seconds, the
+//! types `gaugehistogram`, `stateset` and `info`, counters whose family is declared without
+//! `_total` (their `_total` and `_created` samples join it; [`Exposition::family`] finds it by
+//! either name), and the closing `# EOF`, which must be there and be last.
+//!
 //! Written here because prometheus-parse 0.2.5 silently drops every sample whose label value
 //! contains `}`, i.e. every route-template series such as `path="/api/users/{user_id}"`.
 //! Bodies that are not exposition text at all (a JSON-encoded string, HTML, nothing) are errors
@@ -21,9 +27,43 @@ mod view;
 use std::fmt;
 
 use parser::Builder;
-pub use parser::parse_float;
+pub use parser::{EXEMPLAR_MAX_CHARS, parse_float};
 use store::Store;
-pub use view::{HistogramSeries, Labels, MetricFamily, Sample, SampleIter, Samples};
+pub use view::{Exemplar, HistogramSeries, Labels, MetricFamily, Sample, SampleIter, Samples};
+
+/// The exposition format a body is read as, from its content type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// The classic text format (`text/plain; version=0.0.4`).
+    #[default]
+    Text,
+    /// OpenMetrics 1.0 text (`application/openmetrics-text`).
+    OpenMetrics,
+}
+
+impl Format {
+    /// The format a `Content-Type` value announces: OpenMetrics for
+    /// `application/openmetrics-text`, the text format for anything else (as Prometheus reads it).
+    pub fn of_content_type(content_type: Option<&str>) -> Self {
+        let media = content_type
+            .and_then(|ct| ct.split(';').next())
+            .map(str::trim)
+            .unwrap_or_default();
+        if media.eq_ignore_ascii_case("application/openmetrics-text") {
+            Self::OpenMetrics
+        } else {
+            Self::Text
+        }
+    }
+
+    /// A name for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Text => "Prometheus text",
+            Self::OpenMetrics => "OpenMetrics",
+        }
+    }
+}
 
 /// Why a body is not valid exposition text.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -90,18 +130,27 @@ pub enum MetricType {
     Histogram,
     /// Quantiles (`{quantile=...}`), `_sum` and `_count`.
     Summary,
-    /// Declared `untyped`, or not declared at all.
+    /// Declared `untyped` (OpenMetrics: `unknown`), or not declared at all.
     Untyped,
+    /// OpenMetrics: buckets (`_bucket{le=...}`), `_gsum` and `_gcount`, as gauges.
+    GaugeHistogram,
+    /// OpenMetrics: one 0/1 sample per state.
+    StateSet,
+    /// OpenMetrics: `_info` samples of value 1 carrying labels.
+    Info,
 }
 
 impl MetricType {
-    fn parse(word: &str) -> Option<Self> {
-        Some(match word {
-            "counter" => Self::Counter,
-            "gauge" => Self::Gauge,
-            "histogram" => Self::Histogram,
-            "summary" => Self::Summary,
-            "untyped" | "unknown" => Self::Untyped,
+    fn parse(word: &str, format: Format) -> Option<Self> {
+        Some(match (word, format) {
+            ("counter", _) => Self::Counter,
+            ("gauge", _) => Self::Gauge,
+            ("histogram", _) => Self::Histogram,
+            ("summary", _) => Self::Summary,
+            ("untyped" | "unknown", _) => Self::Untyped,
+            ("gaugehistogram", Format::OpenMetrics) => Self::GaugeHistogram,
+            ("stateset", Format::OpenMetrics) => Self::StateSet,
+            ("info", Format::OpenMetrics) => Self::Info,
             _ => return None,
         })
     }
@@ -114,6 +163,9 @@ impl MetricType {
             Self::Histogram => "histogram",
             Self::Summary => "summary",
             Self::Untyped => "untyped",
+            Self::GaugeHistogram => "gaugehistogram",
+            Self::StateSet => "stateset",
+            Self::Info => "info",
         }
     }
 }
@@ -137,9 +189,24 @@ pub struct Duplicates<'a> {
 }
 
 impl Exposition {
-    /// The family named `name`, if any.
+    /// The family named `name`, if any. A counter is also found by its sample name: OpenMetrics
+    /// declares `fastapi_requests` for the samples `fastapi_requests_total`.
     pub fn family(&self, name: &str) -> Option<MetricFamily<'_>> {
-        self.families().find(|f| f.name == name)
+        self.families().find(|f| f.name == name).or_else(|| {
+            let base = name.strip_suffix("_total")?;
+            self.families()
+                .find(|f| f.name == base && f.kind == MetricType::Counter)
+        })
+    }
+
+    /// The format the body was read as.
+    pub fn format(&self) -> Format {
+        self.store.format
+    }
+
+    /// How many samples carry an exemplar.
+    pub fn exemplar_count(&self) -> usize {
+        self.store.exemplars.len()
     }
 
     /// Every family, in body order.
@@ -185,26 +252,44 @@ impl fmt::Debug for Exposition {
 /// are never longer than the body).
 const MAX_BODY: usize = (u32::MAX / 2) as usize;
 
-/// Parse a body given as bytes (checks UTF-8 first).
+/// Parse a body given as bytes (checks UTF-8 first), as the text format.
 pub fn parse_bytes(body: &[u8]) -> Result<Exposition, ExpositionError> {
+    parse_bytes_as(body, Format::Text)
+}
+
+/// Parse a body given as bytes (checks UTF-8 first) as `format`.
+pub fn parse_bytes_as(body: &[u8], format: Format) -> Result<Exposition, ExpositionError> {
     match std::str::from_utf8(body) {
-        Ok(text) => parse(text),
+        Ok(text) => parse_as(text, format),
         Err(e) => Err(ExpositionError::NotUtf8 {
             offset: e.valid_up_to(),
         }),
     }
 }
 
-/// Parse an exposition body (copied into the parsed value).
+/// Parse a text-format exposition body (copied into the parsed value).
 pub fn parse(body: &str) -> Result<Exposition, ExpositionError> {
-    let mut store = build(body)?;
+    parse_as(body, Format::Text)
+}
+
+/// Parse an exposition body in `format` (copied into the parsed value).
+pub fn parse_as(body: &str, format: Format) -> Result<Exposition, ExpositionError> {
+    let mut store = build(body, format)?;
     store.text.body = body.to_owned();
     Ok(Exposition { store })
 }
 
-/// Parse a body handed over whole (a scrape): it becomes the parsed value's text, without a
-/// copy. When it is not exposition text, it comes back with the reason.
+/// Parse a text-format body handed over whole; see [`parse_owned_as`].
 pub fn parse_owned(body: Vec<u8>) -> Result<Exposition, (ExpositionError, Vec<u8>)> {
+    parse_owned_as(body, Format::Text)
+}
+
+/// Parse a body in `format` handed over whole (a scrape): it becomes the parsed value's text,
+/// without a copy. When it is not exposition text, it comes back with the reason.
+pub fn parse_owned_as(
+    body: Vec<u8>,
+    format: Format,
+) -> Result<Exposition, (ExpositionError, Vec<u8>)> {
     let text = match String::from_utf8(body) {
         Ok(text) => text,
         Err(e) => {
@@ -212,7 +297,7 @@ pub fn parse_owned(body: Vec<u8>) -> Result<Exposition, (ExpositionError, Vec<u8
             return Err((ExpositionError::NotUtf8 { offset }, e.into_bytes()));
         }
     };
-    match build(&text) {
+    match build(&text, format) {
         Ok(mut store) => {
             store.text.body = text;
             Ok(Exposition { store })
@@ -222,7 +307,7 @@ pub fn parse_owned(body: Vec<u8>) -> Result<Exposition, (ExpositionError, Vec<u8
 }
 
 /// The parsed form of `body`, without its text.
-fn build(body: &str) -> Result<Store, ExpositionError> {
+fn build(body: &str, format: Format) -> Result<Store, ExpositionError> {
     reject_non_text(body)?;
     if body.len() > MAX_BODY {
         return Err(ExpositionError::TooLarge {
@@ -230,7 +315,7 @@ fn build(body: &str) -> Result<Store, ExpositionError> {
             limit: MAX_BODY,
         });
     }
-    let mut builder = Builder::new(body);
+    let mut builder = Builder::new(body, format);
     builder.lines()?;
     if builder.is_empty() {
         return Err(ExpositionError::Empty);

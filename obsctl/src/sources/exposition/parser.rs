@@ -1,14 +1,23 @@
-//! The line grammar of the text format: comments (`# HELP`, `# TYPE`), samples, label sets
-//! with quoted and escaped values, and a cursor that reports errors with line and column. It
-//! writes straight into the compact [`Store`]: no string is allocated per sample.
+//! The line grammar of the text format and of OpenMetrics: comments (`# HELP`, `# TYPE`,
+//! `# UNIT`, `# EOF`), samples with their exemplars, label sets with quoted and escaped values,
+//! and a cursor that reports errors with line and column. It writes straight into the compact
+//! [`Store`]: no string is allocated per sample.
 
-use super::store::{FamilyRecord, Interner, LabelRecord, NONE, SampleRecord, Span, Store, Sym};
-use super::{ExpositionError, MetricType};
+use super::store::{
+    ExemplarRecord, FamilyRecord, Interner, LabelRecord, NONE, SampleRecord, Span, Store, Sym,
+};
+use super::{ExpositionError, Format, MetricType};
+
+/// Most characters an exemplar's label names and values may have together (OpenMetrics 1.0).
+pub const EXEMPLAR_MAX_CHARS: usize = 128;
 
 /// Accumulates families while lines are parsed.
 pub(super) struct Builder<'b> {
     /// The body being parsed; every span points into it.
     body: &'b str,
+    format: Format,
+    /// The line of OpenMetrics' `# EOF`, once seen.
+    eof: Option<usize>,
     store: Store,
     interner: Interner,
     /// Per name: the family named exactly so, or [`NONE`].
@@ -24,7 +33,7 @@ pub(super) struct Builder<'b> {
 const EAGER_REPEATS: usize = 32;
 
 impl<'b> Builder<'b> {
-    pub(super) fn new(body: &'b str) -> Self {
+    pub(super) fn new(body: &'b str, format: Format) -> Self {
         // Sized once from upper bounds (a sample per line, a label per `=`, each at least four
         // bytes): growing by doubling would hold the old array and the new one at once, and
         // once the allocator has seen large frees it copies instead of remapping. Capacity
@@ -33,10 +42,13 @@ impl<'b> Builder<'b> {
         let store = Store {
             samples: Vec::with_capacity(most.min(body.matches('\n').count() + 1)),
             labels: Vec::with_capacity(most.min(body.matches('=').count())),
+            format,
             ..Store::default()
         };
         Self {
             body,
+            format,
+            eof: None,
             store,
             interner: Interner::default(),
             named: Vec::new(),
@@ -49,12 +61,22 @@ impl<'b> Builder<'b> {
     pub(super) fn lines(&mut self) -> Result<(), ExpositionError> {
         let body = self.body;
         let mut offset = 0;
+        let mut lines = 0;
         for (i, segment) in body.split_inclusive('\n').enumerate() {
             let raw = segment
                 .strip_suffix('\n')
                 .map_or(segment, |l| l.strip_suffix('\r').unwrap_or(l));
             self.line(i + 1, offset, raw)?;
             offset += segment.len();
+            lines = i + 1;
+        }
+        if self.format == Format::OpenMetrics && self.eof.is_none() {
+            return Err(invalid(
+                lines,
+                "the OpenMetrics exposition does not end with `# EOF` (Prometheus rejects the \
+                 scrape as truncated)"
+                    .to_owned(),
+            ));
         }
         Ok(())
     }
@@ -69,6 +91,7 @@ impl<'b> Builder<'b> {
         self.store.samples.shrink_to_fit();
         self.store.labels.shrink_to_fit();
         self.store.group_by_family();
+        self.store.exemplars.shrink_to_fit();
         let (body, names) = (self.body, &self.store.names);
         self.store.le = self.interner.get(body, names, "le");
         self.store.quantile = self.interner.get(body, names, "quantile");
@@ -85,13 +108,20 @@ impl<'b> Builder<'b> {
         if text.is_empty() {
             return Ok(());
         }
+        if let Some(eof) = self.eof {
+            return Err(invalid(
+                line,
+                format!("a line after `# EOF` (line {eof}): OpenMetrics ends there"),
+            ));
+        }
         if let Some(comment) = text.strip_prefix('#') {
             return self.comment(line, offset + lead + 1, comment);
         }
         self.sample(line, offset, raw)
     }
 
-    /// `# HELP name text`, `# TYPE name type`; other comments are ignored.
+    /// `# HELP name text`, `# TYPE name type`, and in OpenMetrics `# UNIT name unit` and
+    /// `# EOF`; other comments are ignored.
     fn comment(
         &mut self,
         line: usize,
@@ -101,7 +131,17 @@ impl<'b> Builder<'b> {
         let mut cur = Cursor::new(line, comment, 1, offset);
         cur.skip_ws();
         let keyword = cur.token();
-        if keyword != "HELP" && keyword != "TYPE" {
+        let openmetrics = self.format == Format::OpenMetrics;
+        if openmetrics && keyword == "EOF" {
+            cur.skip_ws();
+            if !cur.rest().is_empty() {
+                return Err(cur.expected("nothing after `# EOF`"));
+            }
+            self.eof = Some(line);
+            return Ok(());
+        }
+        let unit = openmetrics && keyword == "UNIT";
+        if keyword != "HELP" && keyword != "TYPE" && !unit {
             return Ok(());
         }
         cur.skip_ws();
@@ -115,6 +155,19 @@ impl<'b> Builder<'b> {
             ..cur.span_from(cur.pos)
         };
         let index = self.declared(sym);
+        if unit {
+            if self.store.families[index].unit.is_some() {
+                return Err(invalid(line, format!("second UNIT line for {name}")));
+            }
+            if !rest.is_empty() && !name.ends_with(&format!("_{rest}")) {
+                return Err(invalid(
+                    line,
+                    format!("the unit {rest} is not the suffix of the family name {name}"),
+                ));
+            }
+            self.store.families[index].unit = Some(rest_span);
+            return Ok(());
+        }
         if keyword == "HELP" {
             if self.store.families[index].help.is_some() {
                 return Err(invalid(line, format!("second HELP line for {name}")));
@@ -123,8 +176,13 @@ impl<'b> Builder<'b> {
             self.store.families[index].help = Some(help);
             return Ok(());
         }
-        let kind = MetricType::parse(rest)
-            .ok_or_else(|| cur.expected("a type (counter, gauge, histogram, summary, untyped)"))?;
+        let kind = MetricType::parse(rest, self.format).ok_or_else(|| match self.format {
+            Format::Text => cur.expected("a type (counter, gauge, histogram, summary, untyped)"),
+            Format::OpenMetrics => cur.expected(
+                "a type (counter, gauge, histogram, gaugehistogram, stateset, info, summary, \
+                 unknown)",
+            ),
+        })?;
         let family = &mut self.store.families[index];
         if family.type_declared {
             return Err(invalid(line, format!("second TYPE line for {name}")));
@@ -159,16 +217,20 @@ impl<'b> Builder<'b> {
         let token = cur.token();
         let value = parse_float(token).ok_or_else(|| cur.expected_at(token, "a number value"))?;
         cur.skip_ws();
-        let timestamp_ms = match cur.token() {
-            "" => None,
-            ts => Some(
-                ts.parse::<i64>()
-                    .map_err(|_| cur.expected_at(ts, "an integer timestamp in milliseconds"))?,
-            ),
+        let timestamp_ms = match cur.peek() {
+            None | Some('#') => None,
+            Some(_) => Some(self.timestamp(&mut cur)?),
         };
         cur.skip_ws();
+        if cur.peek() == Some('#') && self.format == Format::OpenMetrics {
+            self.exemplar(&mut cur, line)?;
+            cur.skip_ws();
+        }
         if !cur.rest().is_empty() {
-            return Err(cur.expected("the end of the line"));
+            return Err(cur.expected(match self.format {
+                Format::Text => "the end of the line (exemplars are OpenMetrics only)",
+                Format::OpenMetrics => "the end of the line",
+            }));
         }
         let family = self.family_for(name);
         self.store.families[family].len += 1;
@@ -182,6 +244,56 @@ impl<'b> Builder<'b> {
         if let Some(ts) = timestamp_ms {
             self.store.timestamps.push((line as u32, ts));
         }
+        Ok(())
+    }
+
+    /// A sample's or an exemplar's timestamp: integer milliseconds in the text format, seconds
+    /// (fractions allowed) in OpenMetrics; kept as milliseconds.
+    fn timestamp(&self, cur: &mut Cursor<'_>) -> Result<i64, ExpositionError> {
+        let token = cur.token();
+        match self.format {
+            Format::Text => token
+                .parse::<i64>()
+                .map_err(|_| cur.expected_at(token, "an integer timestamp in milliseconds")),
+            Format::OpenMetrics => parse_float(token)
+                .filter(|seconds| seconds.is_finite() && seconds.abs() < 9.2e15)
+                .map(|seconds| (seconds * 1000.0).round() as i64)
+                .ok_or_else(|| cur.expected_at(token, "a timestamp in seconds")),
+        }
+    }
+
+    /// ` # {labels} value [timestamp]` after an OpenMetrics sample, kept by its line.
+    fn exemplar(&mut self, cur: &mut Cursor<'_>, line: usize) -> Result<(), ExpositionError> {
+        cur.bump(); // '#'
+        if !cur.skip_ws() {
+            return Err(cur.expected("a space after the exemplar's '#'"));
+        }
+        if cur.peek() != Some('{') {
+            return Err(cur.expected("the exemplar's label set '{...}'"));
+        }
+        let start = self.store.labels.len();
+        self.labels(cur)?;
+        // Parsed where sample labels go, then moved aside: samples' labels stay contiguous.
+        let labels: Vec<LabelRecord> = self.store.labels.drain(start..).collect();
+        if !cur.skip_ws() {
+            return Err(cur.expected("whitespace before the exemplar's value"));
+        }
+        let token = cur.token();
+        let value =
+            parse_float(token).ok_or_else(|| cur.expected_at(token, "the exemplar's value"))?;
+        cur.skip_ws();
+        let timestamp_ms = match cur.peek() {
+            None => None,
+            Some(_) => Some(self.timestamp(cur)?),
+        };
+        self.store.exemplars.push(ExemplarRecord {
+            line: line as u32,
+            labels: self.store.exemplar_labels.len() as u32,
+            len: labels.len() as u32,
+            value,
+            timestamp_ms,
+        });
+        self.store.exemplar_labels.extend(labels);
         Ok(())
     }
 
@@ -276,6 +388,7 @@ impl<'b> Builder<'b> {
         self.store.families.push(FamilyRecord {
             name,
             help: None,
+            unit: None,
             kind: MetricType::Untyped,
             type_declared: false,
             start: 0,
@@ -313,7 +426,8 @@ impl<'b> Builder<'b> {
         self.declared(name)
     }
 
-    /// The span of the HELP text (`\\` and `\n` escapes; any other backslash is kept),
+    /// The span of the HELP text (`\\` and `\n` escapes, and `\"` in OpenMetrics; any other
+    /// backslash is kept),
     /// unescaped into the side buffer when it has escapes.
     fn unescape_help(&mut self, text: &str, span: Span) -> Span {
         if !text.contains('\\') {
@@ -330,6 +444,7 @@ impl<'b> Builder<'b> {
             match chars.next() {
                 Some('n') => extra.push('\n'),
                 Some('\\') => extra.push('\\'),
+                Some('"') if self.format == Format::OpenMetrics => extra.push('"'),
                 Some(other) => {
                     extra.push('\\');
                     extra.push(other);
@@ -352,8 +467,14 @@ fn slice(body: &str, span: Span) -> &str {
 }
 
 /// Sample-name suffixes and the family types they belong to.
-const SUFFIXES: [(&str, &[MetricType]); 5] = [
-    ("_bucket", &[MetricType::Histogram]),
+const SUFFIXES: [(&str, &[MetricType]); 8] = [
+    (
+        "_bucket",
+        &[MetricType::Histogram, MetricType::GaugeHistogram],
+    ),
+    ("_gsum", &[MetricType::GaugeHistogram]),
+    ("_gcount", &[MetricType::GaugeHistogram]),
+    ("_info", &[MetricType::Info]),
     ("_sum", &[MetricType::Histogram, MetricType::Summary]),
     ("_count", &[MetricType::Histogram, MetricType::Summary]),
     (

@@ -9,7 +9,7 @@ use std::hash::{BuildHasher, Hash, Hasher};
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 
-use super::MetricType;
+use super::{Format, MetricType};
 
 /// A string of the parsed body: a byte range of the body text, or (from `body.len()` on) of the
 /// side buffer that holds unescaped label values and HELP texts.
@@ -73,6 +73,8 @@ pub(super) struct LabelRecord {
 pub(super) struct FamilyRecord {
     pub(super) name: Sym,
     pub(super) help: Option<Span>,
+    /// OpenMetrics `# UNIT`.
+    pub(super) unit: Option<Span>,
     pub(super) kind: MetricType,
     pub(super) type_declared: bool,
     /// Its samples are `Store::samples[start..start + len]`.
@@ -95,6 +97,24 @@ pub(super) struct Store {
     /// `le` and `quantile`, when the body names them (labels the series helpers leave out).
     pub(super) le: Option<Sym>,
     pub(super) quantile: Option<Sym>,
+    /// The format the body was read as.
+    pub(super) format: Format,
+    /// The exemplars of the samples that have one, by line.
+    pub(super) exemplars: Vec<ExemplarRecord>,
+    /// Their labels: `exemplar_labels[labels..labels + len]` for each.
+    pub(super) exemplar_labels: Vec<LabelRecord>,
+}
+
+/// An OpenMetrics exemplar: the labels, value and timestamp after a sample's ` # `.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct ExemplarRecord {
+    /// The line of the sample it belongs to.
+    pub(super) line: u32,
+    pub(super) labels: u32,
+    pub(super) len: u32,
+    pub(super) value: f64,
+    /// Milliseconds since the Unix epoch.
+    pub(super) timestamp_ms: Option<i64>,
 }
 
 impl Store {
@@ -113,6 +133,23 @@ impl Store {
             .get(index + 1)
             .map_or(self.labels.len(), |s| s.labels as usize);
         self.labels.get(start..end).unwrap_or_default()
+    }
+
+    /// The exemplar of the sample on `line`, if it has one.
+    pub(super) fn exemplar(&self, line: u32) -> Option<&ExemplarRecord> {
+        let i = self
+            .exemplars
+            .binary_search_by_key(&line, |e| e.line)
+            .ok()?;
+        self.exemplars.get(i)
+    }
+
+    /// The labels of an exemplar.
+    pub(super) fn exemplar_labels_of(&self, record: &ExemplarRecord) -> &[LabelRecord] {
+        let start = record.labels as usize;
+        self.exemplar_labels
+            .get(start..start + record.len as usize)
+            .unwrap_or_default()
     }
 
     /// The timestamp of the sample on `line`, if it has one.

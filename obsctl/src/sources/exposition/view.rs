@@ -16,6 +16,8 @@ pub struct MetricFamily<'a> {
     pub name: &'a str,
     /// The `# HELP` text, unescaped.
     pub help: Option<&'a str>,
+    /// The OpenMetrics `# UNIT`, when declared.
+    pub unit: Option<&'a str>,
     /// The declared type (`Untyped` when no `# TYPE` line).
     pub kind: MetricType,
     /// Whether a `# TYPE` line declared the type.
@@ -46,6 +48,30 @@ pub struct Sample<'a> {
     pub timestamp_ms: Option<i64>,
     /// 1-based line number in the body, for evidence.
     pub line: usize,
+    /// The OpenMetrics exemplar after the sample, if any.
+    pub exemplar: Option<Exemplar<'a>>,
+}
+
+/// An OpenMetrics exemplar: a label set (`trace_id`, `span_id`, ...), a value and an optional
+/// timestamp, referring to one event counted in its sample (a request in a bucket).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Exemplar<'a> {
+    /// Its labels, unescaped, by name.
+    pub labels: Labels<'a>,
+    /// The event's value (a bucket's exemplar: the duration observed).
+    pub value: f64,
+    /// When, in milliseconds since the Unix epoch.
+    pub timestamp_ms: Option<i64>,
+}
+
+impl Exemplar<'_> {
+    /// The characters of its label names and values together (OpenMetrics allows 128).
+    pub fn label_chars(&self) -> usize {
+        self.labels
+            .iter()
+            .map(|(k, v)| k.chars().count() + v.chars().count())
+            .sum()
+    }
 }
 
 /// Label names to values of one sample (or one series), sorted by name. Equal and hashed by
@@ -85,6 +111,7 @@ impl<'a> MetricFamily<'a> {
         Self {
             name: store.name(record.name),
             help: record.help.map(|span| store.text.get(span)),
+            unit: record.unit.map(|span| store.text.get(span)),
             kind: record.kind,
             type_declared: record.type_declared,
             samples: Samples {
@@ -277,6 +304,15 @@ pub(super) fn sample(store: &Store, index: usize) -> Option<Sample<'_>> {
         value: record.value,
         timestamp_ms: store.timestamp(record.line),
         line: record.line as usize,
+        exemplar: store.exemplar(record.line).map(|e| Exemplar {
+            labels: Labels {
+                store,
+                records: store.exemplar_labels_of(e),
+                hide: Hide::Nothing,
+            },
+            value: e.value,
+            timestamp_ms: e.timestamp_ms,
+        }),
     })
 }
 
