@@ -5,7 +5,7 @@ use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
 use futures::FutureExt;
-use opentelemetry::trace::TraceContextExt;
+use opentelemetry::trace::{SpanContext, TraceContextExt};
 use salvo::http::{Method, StatusCode, Version};
 use salvo::prelude::*;
 use tracing::field::Empty;
@@ -14,6 +14,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::error::ApiError;
 use crate::telemetry::exemplars::Exemplar;
+use crate::telemetry::hex::{SpanHex, TraceHex};
 use crate::telemetry::metrics::{HttpMetrics, UNMATCHED_PATH};
 use crate::telemetry::propagation::parent_context;
 
@@ -95,16 +96,16 @@ impl Record<'_> {
         }
         let elapsed = self.started.elapsed();
         let route = self.route.as_deref().unwrap_or(UNMATCHED_PATH);
-        let exemplar = exemplar_of(&self.span);
+        let ids = span_context(&self.span);
         self.metrics
-            .observe(self.method, route, status, elapsed, exemplar);
+            .observe(self.method, route, status, elapsed, exemplar_of(&ids));
         self.span
             .record("http.response.status_code", i64::from(status));
         if status >= 500 {
             self.span.record("otel.status_code", "ERROR");
         }
         let duration_ms = (elapsed.as_secs_f64() * 1e6).round() / 1e3;
-        log_completed(&self.span, &self.endpoint, self.method, status, duration_ms);
+        log_completed(&ids, &self.endpoint, self.method, status, duration_ms);
     }
 }
 
@@ -121,11 +122,12 @@ impl Drop for Record<'_> {
 pub fn record_rejected(metrics: &HttpMetrics, status: u16, elapsed: std::time::Duration) {
     const METHOD: &str = "_OTHER";
     let span = server_span(METHOD, None, "", Version::HTTP_11);
-    metrics.observe(METHOD, UNMATCHED_PATH, status, elapsed, exemplar_of(&span));
+    let ids = span_context(&span);
+    metrics.observe(METHOD, UNMATCHED_PATH, status, elapsed, exemplar_of(&ids));
     span.record("otel.name", "HTTP");
     span.record("http.response.status_code", i64::from(status));
     let duration_ms = (elapsed.as_secs_f64() * 1e6).round() / 1e3;
-    log_completed(&span, "", METHOD, status, duration_ms);
+    log_completed(&ids, "", METHOD, status, duration_ms);
 }
 
 /// The SERVER span, named `{METHOD} {route}` (just `{METHOD}` when no route matched, as the
@@ -154,25 +156,26 @@ fn server_span(method: &str, route: Option<&str>, path: &str, version: Version) 
     span
 }
 
+/// The ids of a request's SERVER span, looked up once for its metrics and its log line (the
+/// look-up builds an OpenTelemetry context).
+fn span_context(span: &Span) -> SpanContext {
+    span.context().span().span_context().clone()
+}
+
 /// The exemplar of a request's metrics: its SERVER span's ids, when the span is sampled (an
 /// unsampled span is never exported, so its ids would lead nowhere).
-fn exemplar_of(span: &Span) -> Option<Exemplar> {
-    let context = span.context();
-    let span = context.span();
-    let span_context = span.span_context();
-    (span_context.is_valid() && span_context.is_sampled()).then(|| Exemplar {
-        trace_id: span_context.trace_id().to_bytes(),
-        span_id: span_context.span_id().to_bytes(),
+fn exemplar_of(ids: &SpanContext) -> Option<Exemplar> {
+    (ids.is_valid() && ids.is_sampled()).then(|| Exemplar {
+        trace_id: ids.trace_id().to_bytes(),
+        span_id: ids.span_id().to_bytes(),
     })
 }
 
 /// The one request line, carrying the request span's ids (explicitly: the log layer does not
 /// look into spans, and the event is not copied into the span as an event).
-fn log_completed(span: &Span, endpoint: &str, method: &str, status: u16, duration_ms: f64) {
-    let context = span.context();
-    let span_context = context.span().span_context().clone();
-    let trace_id = span_context.trace_id().to_string();
-    let span_id = span_context.span_id().to_string();
+fn log_completed(ids: &SpanContext, endpoint: &str, method: &str, status: u16, duration_ms: f64) {
+    let trace_id = TraceHex::new(&ids.trace_id().to_bytes());
+    let span_id = SpanHex::new(&ids.span_id().to_bytes());
     let status_code = i64::from(status);
     macro_rules! completed {
         ($level:expr) => {

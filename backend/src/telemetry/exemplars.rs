@@ -70,21 +70,25 @@ impl ExemplarStore {
         let unix_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        let series = self.series(method, path, status);
-        let last = series.written[bucket].load(Ordering::Relaxed);
-        if last != 0 && unix_ms.saturating_sub(last) < MIN_INTERVAL_MS {
-            return;
-        }
-        // A concurrent writer holds it: its exemplar is as good as ours.
-        let Ok(mut slot) = series.slots[bucket].try_lock() else {
-            return;
-        };
-        *slot = Some(Stored {
+        let stored = Stored {
             ids,
             value,
             unix_ms,
-        });
-        series.written[bucket].store(unix_ms, Ordering::Relaxed);
+        };
+        // Under the shared lock, without taking a reference to the series: a reference count
+        // would be one more cache line every request writes.
+        let hash = self.hash(method, path, status);
+        {
+            let table = match self.table.read() {
+                Ok(table) => table,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            if let Some(series) = table.find(hash, |s| s.is(method, path, status)) {
+                series.keep(bucket, stored);
+                return;
+            }
+        }
+        self.series(method, path, status).keep(bucket, stored);
     }
 
     /// The exemplars of series (`method`, `path`, `status`), one per bucket in bucket order
@@ -144,6 +148,21 @@ impl ExemplarStore {
 }
 
 impl Series {
+    /// Keeps `stored` in slot `bucket` unless that slot was written within
+    /// [`MIN_INTERVAL_MS`] or is being written right now.
+    fn keep(&self, bucket: usize, stored: Stored) {
+        let last = self.written[bucket].load(Ordering::Relaxed);
+        if last != 0 && stored.unix_ms.saturating_sub(last) < MIN_INTERVAL_MS {
+            return;
+        }
+        // A concurrent writer holds it: its exemplar is as good as ours.
+        let Ok(mut slot) = self.slots[bucket].try_lock() else {
+            return;
+        };
+        *slot = Some(stored);
+        self.written[bucket].store(stored.unix_ms, Ordering::Relaxed);
+    }
+
     fn is(&self, method: &str, path: &str, status: u16) -> bool {
         self.status == status && *self.method == *method && *self.path == *path
     }

@@ -14,6 +14,8 @@ use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 
+use super::hex::Hex;
+
 /// Keys the layer writes itself; an event field with one of these names is renamed rather than
 /// allowed to overwrite the contract's keys.
 const RESERVED: [&str; 4] = ["timestamp", "level", "service", "message"];
@@ -266,10 +268,8 @@ impl std::fmt::Write for JsonEscaper<'_> {
             };
             out.extend_from_slice(&text.as_bytes()[plain..i]);
             if escape.is_empty() {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
                 out.extend_from_slice(b"\\u00");
-                out.push(HEX[usize::from(byte >> 4)]);
-                out.push(HEX[usize::from(byte & 0xf)]);
+                out.extend_from_slice(Hex::<2>::new(&[byte]).as_str().as_bytes());
             } else {
                 out.extend_from_slice(escape);
             }

@@ -4,6 +4,7 @@
 //! returned [`TelemetryGuard`] flushes spans with a bounded wait when the service stops.
 
 pub mod exemplars;
+pub mod hex;
 pub mod logs;
 pub mod metrics;
 pub mod openmetrics;

@@ -12,6 +12,7 @@ use std::fmt::Write as _;
 use prometheus::proto::{Metric, MetricFamily, MetricType};
 
 use super::exemplars::Stored;
+use super::hex::{SpanHex, TraceHex};
 
 /// Content type of an OpenMetrics 1.0 exposition.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -208,18 +209,10 @@ fn sample(
 /// 128 the specification allows an exemplar's label set.
 fn exemplar_labels(stored: &Stored, out: &mut String) {
     out.push_str("{trace_id=\"");
-    hex(&stored.ids.trace_id, out);
+    out.push_str(TraceHex::new(&stored.ids.trace_id).as_str());
     out.push_str("\",span_id=\"");
-    hex(&stored.ids.span_id, out);
+    out.push_str(SpanHex::new(&stored.ids.span_id).as_str());
     out.push_str("\"}");
-}
-
-fn hex(bytes: &[u8], out: &mut String) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for byte in bytes {
-        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        out.push(char::from(DIGITS[usize::from(byte & 0xf)]));
-    }
 }
 
 fn write_labels<'a>(labels: impl Iterator<Item = (&'a str, &'a str)>, out: &mut String) {
