@@ -11,7 +11,7 @@ use super::mix::Mix;
 use super::request::{Built, RequestFactory};
 use super::sample::{ErrorKind, Outcome, Sample};
 use super::schedule::Schedule;
-use super::sink::{Batch, SampleSink};
+use super::sink::{self, Batch};
 use crate::report::Segment;
 use crossbeam_utils::CachePadded;
 use futures::task::AtomicWaker;
@@ -190,7 +190,7 @@ pub(crate) async fn open_worker(
     samples: mpsc::UnboundedSender<Batch>,
 ) {
     let mut worker = Worker::new(shared);
-    let mut sink = SampleSink::new(samples);
+    let sink = sink::thread_sink(samples);
     while let Ok(due) = queue.recv().await {
         let sample = worker.execute(due).await;
         if !sink.push(sample, queue.is_empty()) {
@@ -207,7 +207,7 @@ pub(crate) async fn closed_worker(
     samples: mpsc::UnboundedSender<Batch>,
 ) {
     let mut worker = Worker::new(shared);
-    let mut sink = SampleSink::new(samples);
+    let sink = sink::thread_sink(samples);
     loop {
         let now = Instant::now();
         if now >= end || worker.shared.stop.is_stopped() {

@@ -275,6 +275,7 @@ where
                     }
                     while set.join_next().await.is_some() {}
                 });
+                sink::flush_thread();
             })
             .map_err(LoadError::Runtime)?;
         handles.push(handle);

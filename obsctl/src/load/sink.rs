@@ -1,13 +1,16 @@
-//! Hands samples from a worker to the collector in small batches, so that a fast run does not
-//! pay one cross-thread wake-up per request. A batch leaves when it is full, when it is old
-//! enough for the live display, when the worker has nothing else to do, and when the worker ends.
+//! Hands samples from the workers to the collector in batches, so that a fast run does not pay
+//! one cross-thread wake-up per request. The workers of one thread share one batch (a batch
+//! per worker woke the collector for each of dozens of small batches). A batch leaves when it
+//! is full, when it is old enough for the live display, when a worker has nothing else to do,
+//! and when the thread's workers are done.
 
 use super::sample::Sample;
+use std::cell::RefCell;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// Samples per batch at most.
-const MAX_BATCH: usize = 128;
+const MAX_BATCH: usize = 1024;
 /// Longest a sample waits in a batch while its worker is busy.
 const MAX_AGE: Duration = Duration::from_millis(50);
 
@@ -54,6 +57,37 @@ impl SampleSink {
         }
         let batch = std::mem::replace(&mut self.buffer, Vec::with_capacity(MAX_BATCH));
         self.tx.send(batch).is_ok()
+    }
+}
+
+thread_local! {
+    /// The batch of this thread's workers: they run on its single-threaded runtime and never
+    /// hold it across an await.
+    static THREAD_BATCH: RefCell<Option<SampleSink>> = const { RefCell::new(None) };
+}
+
+/// The worker's handle on its thread's shared batch, made on first use with `samples`.
+pub(crate) fn thread_sink(samples: mpsc::UnboundedSender<Batch>) -> ThreadSink {
+    THREAD_BATCH.with_borrow_mut(|sink| {
+        sink.get_or_insert_with(|| SampleSink::new(samples));
+    });
+    ThreadSink
+}
+
+/// Sends what this thread's workers still hold; called once they are all done.
+pub(crate) fn flush_thread() {
+    // Dropping the sink flushes it.
+    let _ = THREAD_BATCH.try_with(|sink| sink.borrow_mut().take());
+}
+
+/// A worker's access to the batch of the thread it runs on (a worker never leaves its
+/// thread's single-threaded runtime).
+pub(crate) struct ThreadSink;
+
+impl ThreadSink {
+    /// See [`SampleSink::push`].
+    pub fn push(&self, sample: Sample, idle: bool) -> bool {
+        THREAD_BATCH.with_borrow_mut(|sink| sink.as_mut().is_some_and(|s| s.push(sample, idle)))
     }
 }
 
