@@ -237,15 +237,7 @@ pub async fn metrics(ctx: &CheckContext) -> Outcome {
     };
     let after = match ctx.scrape().await {
         None => return Outcome::skip("no target given", "pass --target URL"),
-        Some(Err(failure)) => {
-            return Outcome::skip(
-                format!(
-                    "not judged: /metrics could not be read ({})",
-                    failure.message
-                ),
-                "the metrics-endpoint check says why",
-            );
-        }
+        Some(Err(failure)) => return super::metrics::unreadable(failure),
         Some(Ok(scrape)) => match &scrape.parsed {
             Ok(parsed) => parsed,
             Err(_) => {

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use super::context::CheckContext;
+use super::context::{CheckContext, ScrapeFailure};
 use super::model::{Finding, Outcome};
 use super::paths;
 use crate::sources::exposition::{Exposition, HistogramSeries, Labels, MetricFamily, MetricType};
@@ -458,6 +458,18 @@ pub async fn process(ctx: &CheckContext) -> Outcome {
     ))
 }
 
+/// The outcome of a check built on `/metrics` when it could not be read: not judged, since
+/// `metrics-endpoint` reports the cause (one cause, one failure).
+pub fn unreadable(failure: &ScrapeFailure) -> Outcome {
+    Outcome::skip(
+        format!(
+            "not judged: /metrics could not be read ({})",
+            failure.message
+        ),
+        "the metrics-endpoint check says why",
+    )
+}
+
 /// The scrape, or the outcome that explains why there is none.
 async fn usable_scrape(ctx: &CheckContext) -> Result<&MetricsScrape, Outcome> {
     usable_scrape_for(ctx, false).await
@@ -468,13 +480,7 @@ async fn usable_scrape(ctx: &CheckContext) -> Result<&MetricsScrape, Outcome> {
 async fn usable_scrape_for(ctx: &CheckContext, first: bool) -> Result<&MetricsScrape, Outcome> {
     match ctx.scrape().await {
         None => Err(Outcome::skip("no target given", NO_TARGET)),
-        Some(Err(failure)) if !first => Err(Outcome::skip(
-            format!(
-                "not judged: /metrics could not be read ({})",
-                failure.message
-            ),
-            "the metrics-endpoint check says why",
-        )),
+        Some(Err(failure)) if !first => Err(unreadable(failure)),
         Some(Err(failure)) if failure.answered => Err(Outcome::fail(
             format!("/metrics did not answer with metrics: {}", failure.message),
             "serve GET /metrics with status 200 (and, if it needs a token, give it to Prometheus)",

@@ -9,6 +9,7 @@ use crate::scenario::{Header, Scenario, duration};
 use anyhow::Context as _;
 use clap::Args;
 use std::io::Write as _;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -87,6 +88,11 @@ pub struct LoadArgs {
     /// Most requests in flight at once [default: 256]. Waiting for a slot counts as latency.
     #[arg(long, value_name = "N")]
     pub max_in_flight: Option<usize>,
+    /// Threads sending requests, each one event loop over its share of the connections, like
+    /// wrk's -t [default: half the cores, at least 1]. On a machine shared with the target,
+    /// fewer threads leave it more CPU; raise it for a remote target beyond ~50,000 req/s.
+    #[arg(long, value_name = "N")]
+    pub threads: Option<NonZeroUsize>,
     /// Per-request timeout [default: 5s]: the longest a sent request waits for its response,
     /// and the longest a due request waits for a free slot before it counts as not started.
     #[arg(long, value_name = "D", value_parser = duration::timeout_flag)]
@@ -173,6 +179,7 @@ pub fn configure(args: &LoadArgs) -> anyhow::Result<LoadConfig> {
     };
     let mut config = LoadConfig::new(scenario, overrides)?;
     config.progress = !args.quiet;
+    config.threads = args.threads;
     config.tls = args.tls.config(None)?;
     Ok(config)
 }

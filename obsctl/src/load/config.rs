@@ -6,6 +6,7 @@ use crate::report::Segment;
 use crate::scenario::duration::{self, Use};
 use crate::scenario::{Header, Scenario, Stage, Target, TargetError};
 use std::fmt;
+use std::num::NonZeroUsize;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -146,6 +147,8 @@ pub struct LoadConfig {
     pub tls: crate::tls::TlsConfig,
     /// The shard of the plan this process sends (`--segment I/N`); `None` for all of it.
     pub segment: Option<Segment>,
+    /// `--threads`: threads sending requests; `None` for the default (half the cores).
+    pub threads: Option<NonZeroUsize>,
 }
 
 impl LoadConfig {
@@ -196,6 +199,7 @@ impl LoadConfig {
             headers: overrides.headers,
             tls: crate::tls::TlsConfig::default(),
             segment: overrides.segment,
+            threads: None,
         })
     }
 }

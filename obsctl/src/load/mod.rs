@@ -62,6 +62,7 @@ use sink::Batch;
 use stats::Aggregator;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant, SystemTime};
@@ -238,13 +239,18 @@ struct Traffic {
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
-/// Worker threads for `in_flight` slots: one per core, as wrk runs one event loop per thread.
-/// Each owns its connections on a single-threaded runtime, so a response wakes the worker
-/// waiting for it on the same thread: no work stealing, no cross-thread wake-up per request
-/// (on a multi-threaded runtime those wake-ups cost obsctl more CPU than its HTTP).
-fn worker_threads(in_flight: usize) -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    cores.min(in_flight).max(1)
+/// Worker threads for `in_flight` slots: `threads` when given, else half the cores. Each runs
+/// one event loop, as wrk's threads do, owning its connections on a single-threaded runtime,
+/// so a response wakes the worker waiting for it on the same thread: no work stealing, no
+/// cross-thread wake-up per request. Half the cores: a target on the same machine (the usual
+/// case in CI) keeps the rest, and an event loop with more connections blocks less often (on 2
+/// cores, one loop sent as much as two with a third less CPU per request: BENCHMARKS.md).
+fn worker_threads(in_flight: usize, threads: Option<NonZeroUsize>) -> usize {
+    let threads = threads.map_or_else(
+        || (std::thread::available_parallelism().map_or(1, usize::from) / 2).max(1),
+        usize::from,
+    );
+    threads.min(in_flight).max(1)
 }
 
 /// Starts `slots` workers made by `worker` on `threads` threads (slots spread evenly).
@@ -291,7 +297,7 @@ fn spawn_traffic(
     samples: mpsc::UnboundedSender<Batch>,
 ) -> Result<Traffic, LoadError> {
     let slots = config.max_in_flight;
-    let threads = worker_threads(slots);
+    let threads = worker_threads(slots, config.threads);
     match &config.plan {
         Plan::Open { start_rate, stages } => {
             let (queue_tx, queue_rx) = async_channel::bounded::<Due>(slots);
@@ -378,4 +384,20 @@ async fn collect(
     }
     progress.finish();
     (aggregator, times)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::worker_threads;
+    use std::num::NonZeroUsize;
+
+    #[test]
+    fn threads_are_as_asked_but_never_more_than_the_slots() {
+        let four = NonZeroUsize::new(4);
+        assert_eq!(worker_threads(64, four), 4);
+        assert_eq!(worker_threads(2, four), 2);
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        assert_eq!(worker_threads(1024, None), (cores / 2).max(1));
+        assert_eq!(worker_threads(1, None), 1);
+    }
 }

@@ -112,15 +112,7 @@ pub async fn exemplars(ctx: &CheckContext) -> Outcome {
                 "pass --target URL (the service's base URL)",
             );
         }
-        Some(Err(failure)) => {
-            return Outcome::skip(
-                format!(
-                    "not judged: /metrics could not be read ({})",
-                    failure.message
-                ),
-                "the metrics-endpoint check says why",
-            );
-        }
+        Some(Err(failure)) => return super::metrics::unreadable(failure),
         Some(Ok(answer)) => answer,
     };
     let asked = answer.asked.clone();
