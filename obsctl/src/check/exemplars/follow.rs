@@ -30,6 +30,26 @@ pub(super) struct Proof {
     pub(super) error: Option<String>,
 }
 
+impl Proof {
+    /// Counts `exemplar`, whose trace arrived with the SERVER spans `server_ids`: proven when
+    /// its `span_id` is one of them (or, without one, when there is any).
+    fn judge_span<S: PartialEq<str>>(
+        &mut self,
+        exemplar: &Found,
+        mut server_ids: impl Iterator<Item = S>,
+    ) {
+        let matches = match exemplar.span_id.as_deref() {
+            Some(span_id) => server_ids.any(|id| id == *span_id),
+            None => server_ids.next().is_some(),
+        };
+        if matches {
+            self.proven += 1;
+        } else {
+            self.wrong_span.push(example(exemplar));
+        }
+    }
+}
+
 /// What following the ids found wrong: traces that never arrived, spans that are not the
 /// request's SERVER span.
 pub(super) fn proof_findings(proof: &Proof) -> Vec<Finding> {
@@ -85,16 +105,7 @@ pub(super) async fn follow(ctx: &CheckContext, found: &[&Found]) -> Proof {
                         Followed::Kept(trace) => {
                             let server =
                                 trace.spans.iter().filter(|s| s.shape.is_server_of(service));
-                            let mut server = server.map(|s| s.span_id);
-                            let matches = match exemplar.span_id.as_deref() {
-                                Some(span_id) => server.any(|id| id == span_id),
-                                None => server.next().is_some(),
-                            };
-                            if matches {
-                                proof.proven += 1;
-                            } else {
-                                proof.wrong_span.push(example(exemplar));
-                            }
+                            proof.judge_span(exemplar, server.map(|s| s.span_id));
                         }
                     }
                 }
@@ -142,16 +153,7 @@ async fn tempo(ctx: &CheckContext, left: &[&Found], proof: &mut Proof) {
             }
             Some(Ok(trace)) => {
                 let server = trace.spans.iter().filter(|s| s.kind() == SpanKind::Server);
-                let mut ids = server.map(|s| s.span_id());
-                let matches = match exemplar.span_id.as_deref() {
-                    Some(span_id) => ids.any(|id| id == span_id),
-                    None => ids.next().is_some(),
-                };
-                if matches {
-                    proof.proven += 1;
-                } else {
-                    proof.wrong_span.push(example(exemplar));
-                }
+                proof.judge_span(exemplar, server.map(|s| s.span_id()));
             }
         }
     }
