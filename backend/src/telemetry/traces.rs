@@ -2,17 +2,14 @@
 //! standard environment, with every span counted from the moment it ends to its export or loss.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::atomic::AtomicUsize;
 
-use opentelemetry::{Context, Key, Value};
+use opentelemetry::{Key, Value};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider, Span, SpanData, SpanProcessor,
-};
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use prometheus::{IntCounter, Registry};
 
+use super::otlp::batch::{BatchProcessor, BatchSettings};
 use super::otlp::{ConfigError, ExportCounters, OtlpConfig, OtlpExporter};
 
 /// `service.name` when neither `OTEL_SERVICE_NAME` nor `OTEL_RESOURCE_ATTRIBUTES` names one.
@@ -27,6 +24,9 @@ pub enum TracesError {
     /// The export counters could not be registered.
     #[error("trace export metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// The export thread could not be started.
+    #[error("trace export thread: {0}")]
+    Thread(#[source] std::io::Error),
 }
 
 /// The resource of this process: the SDK's detectors (`OTEL_SERVICE_NAME`,
@@ -61,8 +61,8 @@ pub fn sdk_disabled() -> bool {
     std::env::var("OTEL_SDK_DISABLED").is_ok_and(|v| v.trim().eq_ignore_ascii_case("true"))
 }
 
-/// Builds the tracer provider. Must run inside a Tokio runtime: the tonic channel spawns its
-/// connection task on it. Spans are exported only when the SDK is enabled.
+/// Builds the tracer provider. Spans are exported only when the SDK is enabled, through
+/// [`BatchProcessor`] (configured by `OTEL_BSP_*`) and [`OtlpExporter`].
 pub fn provider(resource: Resource, registry: &Registry) -> Result<SdkTracerProvider, TracesError> {
     let builder = SdkTracerProvider::builder().with_resource(resource);
     if sdk_disabled() {
@@ -70,41 +70,22 @@ pub fn provider(resource: Resource, registry: &Registry) -> Result<SdkTracerProv
     }
     let stats = ExportStats::register(registry)?;
     let exporter = OtlpExporter::new(&OtlpConfig::from_env()?, stats.counters.clone())?;
-    // The batch config reads OTEL_BSP_*; only the queue's default is ours, and the queue size
-    // is set here so that the counting processor knows it.
-    let capacity = std::env::var("OTEL_BSP_MAX_QUEUE_SIZE")
-        .ok()
-        .and_then(|raw| raw.trim().parse::<usize>().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or(DEFAULT_QUEUE_SIZE);
-    let batch = BatchConfigBuilder::default()
-        .with_max_queue_size(capacity)
-        .build();
-    let processor = BatchSpanProcessor::builder(exporter)
-        .with_batch_config(batch)
-        .build();
-    Ok(builder
-        .with_span_processor(CountingProcessor {
-            inner: processor,
-            stats,
-            capacity,
-            queue_full: AtomicU64::new(0),
-        })
-        .build())
+    let processor = BatchProcessor::start(
+        exporter,
+        BatchSettings::from_env(),
+        stats.counters,
+        stats.ended,
+    )
+    .map_err(TracesError::Thread)?;
+    Ok(builder.with_span_processor(processor).build())
 }
-
-/// Spans the batch queue holds at most. The specification's 2048 overflows within a second at
-/// 2,000 requests/s (three spans each) on a busy machine; 32,768 spans (a few tens of MB at
-/// most) ride out seconds of collector trouble. `OTEL_BSP_MAX_QUEUE_SIZE` overrides it.
-const DEFAULT_QUEUE_SIZE: usize = 32_768;
 
 /// The trace pipeline's own counters, on `/metrics`: with them, lost spans are visible.
 #[derive(Debug, Clone)]
 struct ExportStats {
     /// Sampled spans handed to the batch processor.
     ended: IntCounter,
-    /// Spans exported, and spans lost: refused or unreachable collector, or a full queue
-    /// (counted at shutdown).
+    /// Spans exported, and spans lost: refused or unreachable collector, or a full queue.
     counters: ExportCounters,
 }
 
@@ -132,73 +113,5 @@ impl ExportStats {
                 )?,
             },
         })
-    }
-}
-
-/// Counts the spans that enter the batch processor, and drops (and counts, at once) those its
-/// queue has no room for: the SDK drops them too, but only counts them internally.
-#[derive(Debug)]
-struct CountingProcessor<P> {
-    inner: P,
-    stats: ExportStats,
-    /// The batch processor's queue size: never more spans are pending than this, so its queue
-    /// never overflows on its own.
-    capacity: usize,
-    /// Spans dropped here because the queue was full, for the shutdown summary.
-    queue_full: AtomicU64,
-}
-
-impl<P: SpanProcessor> SpanProcessor for CountingProcessor<P> {
-    fn on_start(&self, span: &mut Span, cx: &Context) {
-        self.inner.on_start(span, cx);
-    }
-
-    fn on_end(&self, span: SpanData) {
-        if span.span_context.is_sampled() {
-            self.stats.ended.inc();
-        }
-        let pending = &self.stats.counters.pending;
-        if pending.fetch_add(1, Ordering::AcqRel) >= self.capacity {
-            pending.fetch_sub(1, Ordering::AcqRel);
-            self.stats.counters.dropped.inc();
-            self.queue_full.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        self.inner.on_end(span);
-    }
-
-    fn force_flush(&self) -> OTelSdkResult {
-        self.inner.force_flush()
-    }
-
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        let result = self.inner.shutdown_with_timeout(timeout);
-        let ended = self.stats.ended.get();
-        let ExportCounters {
-            exported, dropped, ..
-        } = &self.stats.counters;
-        let lost = ended.saturating_sub(exported.get() + dropped.get());
-        let queue_full = self.queue_full.load(Ordering::Relaxed);
-        if queue_full > 0 {
-            tracing::warn!(
-                target: "backend::telemetry",
-                dropped_spans = queue_full,
-                "Spans dropped because the export queue was full (counted in \
-                 otel_spans_dropped_total as it happened; raise OTEL_BSP_MAX_QUEUE_SIZE)"
-            );
-        }
-        if lost > 0 {
-            dropped.inc_by(lost);
-            tracing::warn!(
-                target: "backend::telemetry",
-                dropped_spans = lost,
-                "Spans still queued when the final flush timed out were dropped"
-            );
-        }
-        result
-    }
-
-    fn set_resource(&mut self, resource: &Resource) {
-        self.inner.set_resource(resource);
     }
 }

@@ -1,28 +1,25 @@
-//! The OTLP/gRPC span exporter: `TraceService/Export` calls over a tonic channel, with the
-//! request encoded straight from the SDK's span records ([`wire`]), the standard exporter
-//! environment honoured, and every span counted as exported or dropped.
+//! OTLP/gRPC span export: requests encoded straight from the SDK's span records ([`wire`]),
+//! batched where the spans end ([`batch`]), and sent as `TraceService/Export` calls over a
+//! tonic channel, with the standard exporter environment honoured and every span counted as
+//! exported or dropped.
 //!
 //! It replaces opentelemetry-otlp's tonic exporter, which in 0.33 deep-copies every batch
 //! before converting it (to be able to retry) and builds the request as a tree of structs;
-//! here the batch is encoded once, in place. Failed batches are not retried: the batch
+//! here each span is encoded once, in place. Failed batches are not retried: the batch
 //! processor goes on with the next one, and the loss is counted and logged.
 
+pub mod batch;
 pub mod wire;
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
-use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use prometheus::IntCounter;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
-
-use wire::RequestEncoder;
 
 /// The gRPC method every export calls.
 const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
@@ -76,6 +73,9 @@ pub enum ConfigError {
         /// The value as given.
         value: String,
     },
+    /// The exporter's own event loop could not be created.
+    #[error("OTLP exporter runtime: {0}")]
+    Runtime(#[source] std::io::Error),
     /// Compression was asked for; this build sends uncompressed requests only.
     #[error(
         "{variable}={value:?}: compression is not supported by this build (unset it or set `none`)"
@@ -222,22 +222,24 @@ pub struct ExportCounters {
     pub exported: IntCounter,
     /// Spans lost to a failed export or rejected by the collector.
     pub dropped: IntCounter,
-    /// Spans handed to the batch processor and not yet to the exporter: the processor's queue
-    /// (and the batch it is assembling), kept here so that a full queue is seen, and its
-    /// drops counted, the moment it happens.
+    /// Spans handed to the batch processor and not yet to the exporter, kept here so that a
+    /// full queue is seen, and its drops counted, the moment it happens.
     pub pending: Arc<AtomicUsize>,
 }
 
-/// Sends span batches to an OTLP/gRPC collector; see the module docs.
+/// Sends encoded span batches to an OTLP/gRPC collector; see the module docs.
+///
+/// It owns a single-threaded runtime that drives its channel, and [`OtlpExporter::export`]
+/// blocks on it: the batch thread that calls it does all the export's work itself, with no
+/// hand-off to the request workers' runtime and back for every call.
 pub struct OtlpExporter {
+    runtime: tokio::runtime::Runtime,
     channel: Channel,
     headers: MetadataMap,
-    encoder: RequestEncoder,
     counters: ExportCounters,
     /// Seconds since `started` of the last failure line, 0 for never: a lock-free rate limit.
     last_failure_log: AtomicU64,
     started: Instant,
-    is_shutdown: AtomicBool,
 }
 
 impl fmt::Debug for OtlpExporter {
@@ -249,8 +251,7 @@ impl fmt::Debug for OtlpExporter {
 }
 
 impl OtlpExporter {
-    /// An exporter for `config`. Must run inside a Tokio runtime: the channel connects lazily,
-    /// on the first export, from a task spawned on it.
+    /// An exporter for `config`. The channel connects lazily, on the first export.
     pub fn new(config: &OtlpConfig, counters: ExportCounters) -> Result<Self, ConfigError> {
         let endpoint = Endpoint::from_shared(config.endpoint.clone())
             .map_err(|error| ConfigError::Endpoint {
@@ -269,15 +270,45 @@ impl OtlpExporter {
                 headers.insert(key, value);
             }
         }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(ConfigError::Runtime)?;
+        // The channel spawns its connection task on the runtime current when it connects.
+        let channel = {
+            let _entered = runtime.enter();
+            endpoint.connect_lazy()
+        };
         Ok(Self {
-            channel: endpoint.connect_lazy(),
+            runtime,
+            channel,
             headers,
-            encoder: RequestEncoder::default(),
             counters,
             last_failure_log: AtomicU64::new(0),
             started: Instant::now(),
-            is_shutdown: AtomicBool::new(false),
         })
+    }
+
+    /// Sends one encoded `ExportTraceServiceRequest` of `spans` spans, waiting for the answer
+    /// (at most the configured timeout), and counts them as exported or dropped. Must not be
+    /// called from within a Tokio runtime.
+    pub fn export(&self, body: Vec<u8>, spans: usize) -> Result<(), tonic::Status> {
+        match self.runtime.block_on(self.send(body)) {
+            Ok(rejected) => {
+                let rejected = usize::try_from(rejected).unwrap_or(0).min(spans);
+                self.counters.exported.inc_by((spans - rejected) as u64);
+                if rejected > 0 {
+                    self.counters.dropped.inc_by(rejected as u64);
+                    self.log_failure(rejected, &"the collector rejected part of the batch");
+                }
+                Ok(())
+            }
+            Err(status) => {
+                self.counters.dropped.inc_by(spans as u64);
+                self.log_failure(spans, &status);
+                Err(status)
+            }
+        }
     }
 
     /// One `Export` call; `Ok` carries the number of spans the collector rejected.
@@ -312,51 +343,6 @@ impl OtlpExporter {
                 "Trace export failed; spans dropped (logged at most every 30 s, see otel_spans_dropped_total)"
             );
         }
-    }
-}
-
-impl SpanExporter for OtlpExporter {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        if self.is_shutdown.load(Ordering::Relaxed) {
-            return Err(OTelSdkError::AlreadyShutdown);
-        }
-        let spans = batch.len();
-        // These spans have left the queue, whatever becomes of them.
-        let _ = self
-            .counters
-            .pending
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                Some(n.saturating_sub(spans))
-            });
-        let body = self.encoder.encode(&batch);
-        drop(batch);
-        match self.send(body).await {
-            Ok(rejected) => {
-                let rejected = usize::try_from(rejected).unwrap_or(0).min(spans);
-                self.counters.exported.inc_by((spans - rejected) as u64);
-                if rejected > 0 {
-                    self.counters.dropped.inc_by(rejected as u64);
-                    self.log_failure(rejected, &"the collector rejected part of the batch");
-                }
-                Ok(())
-            }
-            Err(status) => {
-                self.counters.dropped.inc_by(spans as u64);
-                self.log_failure(spans, &status);
-                Err(OTelSdkError::InternalFailure(format!(
-                    "OTLP export of {spans} spans failed: {status}"
-                )))
-            }
-        }
-    }
-
-    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
-        self.is_shutdown.store(true, Ordering::Relaxed);
-        Ok(())
-    }
-
-    fn set_resource(&mut self, resource: &Resource) {
-        self.encoder = RequestEncoder::new(resource);
     }
 }
 

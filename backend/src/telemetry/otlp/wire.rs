@@ -47,18 +47,43 @@ impl RequestEncoder {
 
     /// The `ExportTraceServiceRequest` carrying `spans`, grouped by instrumentation scope.
     pub fn encode(&self, spans: &[SpanData]) -> Vec<u8> {
-        let mut scopes: Vec<(&InstrumentationScope, Vec<&SpanData>)> = Vec::new();
+        let mut parts: Vec<(&InstrumentationScope, Vec<u8>)> = Vec::new();
         for span in spans {
-            match scopes
-                .iter_mut()
-                .find(|(scope, _)| **scope == span.instrumentation_scope)
+            let at = match parts
+                .iter()
+                .position(|(scope, _)| **scope == span.instrumentation_scope)
             {
-                Some((_, members)) => members.push(span),
-                None => scopes.push((&span.instrumentation_scope, vec![span])),
+                Some(at) => at,
+                None => {
+                    parts.push((&span.instrumentation_scope, Vec::new()));
+                    parts.len() - 1
+                }
+            };
+            span_entry(&mut parts[at].1, span);
+        }
+        self.assemble(
+            parts
+                .iter()
+                .map(|(scope, spans)| (*scope, spans.as_slice())),
+        )
+    }
+
+    /// The `ExportTraceServiceRequest` made of spans already encoded by [`span_entry`], given
+    /// as (scope, entries) parts; parts of the same scope are grouped into one `ScopeSpans`.
+    pub fn assemble<'a>(
+        &self,
+        parts: impl IntoIterator<Item = (&'a InstrumentationScope, &'a [u8])>,
+    ) -> Vec<u8> {
+        let mut scopes: Vec<(&InstrumentationScope, Vec<&[u8]>)> = Vec::new();
+        let mut total = 0;
+        for (scope, entries) in parts {
+            total += entries.len();
+            match scopes.iter_mut().find(|(known, _)| *known == scope) {
+                Some((_, members)) => members.push(entries),
+                None => scopes.push((scope, vec![entries])),
             }
         }
-        // About 250 bytes per span with this service's attributes.
-        let mut buf = Vec::with_capacity(256 + spans.len() * 320);
+        let mut buf = Vec::with_capacity(256 + self.resource.len() + total);
         // ExportTraceServiceRequest.resource_spans = 1
         message(&mut buf, 1, |buf| {
             // ResourceSpans.resource = 1, .scope_spans = 2, .schema_url = 3
@@ -72,16 +97,22 @@ impl RequestEncoder {
     }
 }
 
+/// Appends `span` to `buf` as one `ScopeSpans.spans` entry (field 2): buffers of these, one
+/// per scope, are what [`RequestEncoder::assemble`] takes.
+pub fn span_entry(buf: &mut Vec<u8>, span: &SpanData) {
+    message(buf, 2, |buf| span_body(buf, span));
+}
+
 /// `ScopeSpans`: scope = 1, spans = 2, schema_url = 3.
-fn scope_spans(buf: &mut Vec<u8>, scope: &InstrumentationScope, spans: &[&SpanData]) {
+fn scope_spans(buf: &mut Vec<u8>, scope: &InstrumentationScope, entries: &[&[u8]]) {
     message(buf, 1, |buf| {
         // InstrumentationScope: name = 1, version = 2, attributes = 3
         string(buf, 1, scope.name());
         string(buf, 2, scope.version().unwrap_or_default());
         attributes(buf, 3, scope.attributes());
     });
-    for span in spans {
-        message(buf, 2, |buf| span_body(buf, span));
+    for entries in entries {
+        buf.extend_from_slice(entries);
     }
     string(buf, 3, scope.schema_url().unwrap_or_default());
 }
