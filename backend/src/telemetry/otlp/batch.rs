@@ -95,6 +95,17 @@ struct Batch {
 }
 
 impl Batch {
+    /// Encoded bytes held.
+    fn bytes(&self) -> usize {
+        self.scopes.iter().map(|scope| scope.entries.len()).sum()
+    }
+
+    /// Whether this batch should be sent now rather than grow: `max_spans` spans, or bytes
+    /// enough that a bigger request could pass the 4 MiB a gRPC server takes by default.
+    fn is_full(&self, max_spans: usize) -> bool {
+        self.spans >= max_spans || self.bytes() >= MAX_BATCH_BYTES
+    }
+
     fn push(&mut self, span: &SpanData) {
         let at = match self
             .scopes
@@ -174,6 +185,11 @@ impl std::fmt::Debug for BatchProcessor {
             .finish_non_exhaustive()
     }
 }
+
+/// Encoded bytes per export call at most, give or take a span: well under the 4 MiB that
+/// gRPC servers (the OpenTelemetry Collector's and Tempo's receivers among them) accept by
+/// default, whatever the batch size and however large the spans.
+const MAX_BATCH_BYTES: usize = 1024 * 1024;
 
 /// Export calls queued for the thread at most, beyond one per shard.
 const QUEUED_EXPORTS: usize = 16;
@@ -262,12 +278,15 @@ impl SpanProcessor for BatchProcessor {
         let full = {
             let mut shard = Shared::lock(&shared.shards[shard_index() % shared.shards.len()]);
             shard.push(&span);
-            (shard.spans >= shared.settings.max_export_batch_size).then(|| shard.take())
+            shard
+                .is_full(shared.settings.max_export_batch_size)
+                .then(|| shard.take())
         };
         drop(span);
         if let Some(batch) = full {
             // Never wait here: a thread that cannot keep up loses the batch, counted.
-            if let Err(TrySendError::Full(Message::Export(batch))) =
+            if let Err(TrySendError::Full(Message::Export(batch)))
+            | Err(TrySendError::Disconnected(Message::Export(batch))) =
                 self.sender.try_send(Message::Export(batch))
             {
                 pending.fetch_sub(batch.spans, Ordering::AcqRel);
@@ -407,16 +426,20 @@ impl ExportThread {
             }
         }
         batches.extend(self.shared.drain());
+        // Each batch holds at most the batch size (or MAX_BATCH_BYTES, give or take a span):
+        // put together as many as stay within both.
         let limit = self.shared.settings.max_export_batch_size;
-        let mut call = Vec::new();
-        let mut spans = 0;
+        let mut call: Vec<Batch> = Vec::new();
+        let (mut spans, mut bytes) = (0, 0);
         for batch in batches {
-            spans += batch.spans;
-            call.push(batch);
-            if spans >= limit {
+            let size = batch.bytes();
+            if !call.is_empty() && (spans + batch.spans > limit || bytes + size > MAX_BATCH_BYTES) {
                 self.send(std::mem::take(&mut call));
-                spans = 0;
+                (spans, bytes) = (0, 0);
             }
+            spans += batch.spans;
+            bytes += size;
+            call.push(batch);
         }
         if !call.is_empty() {
             self.send(call);

@@ -274,7 +274,8 @@ impl OtlpExporter {
             .enable_all()
             .build()
             .map_err(ConfigError::Runtime)?;
-        // The channel spawns its connection task on the runtime current when it connects.
+        // The channel spawns its tasks (request buffer, then connection) on the runtime
+        // entered here; they run while `export` blocks on it.
         let channel = {
             let _entered = runtime.enter();
             endpoint.connect_lazy()
