@@ -69,14 +69,12 @@ pub fn provider(resource: Resource, registry: &Registry) -> Result<SdkTracerProv
         return Ok(builder.build());
     }
     let stats = ExportStats::register(registry)?;
-    let exporter = OtlpExporter::new(&OtlpConfig::from_env()?, stats.counters.clone())?;
-    let processor = BatchProcessor::start(
-        exporter,
-        BatchSettings::from_env(),
-        stats.counters,
-        stats.ended,
-    )
-    .map_err(TracesError::Thread)?;
+    let settings = BatchSettings::from_env();
+    let mut config = OtlpConfig::from_env()?;
+    config.timeout = config.timeout.min(settings.export_timeout);
+    let exporter = OtlpExporter::new(&config, stats.counters.clone())?;
+    let processor = BatchProcessor::start(exporter, settings, stats.counters, stats.ended)
+        .map_err(TracesError::Thread)?;
     Ok(builder.with_span_processor(processor).build())
 }
 

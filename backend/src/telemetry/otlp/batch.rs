@@ -10,8 +10,8 @@
 //!
 //! The guarantees are those of the SDK's processor: `on_end` never blocks on the collector
 //! (a span that finds the queue full is dropped and counted at once), only sampled spans are
-//! exported, `OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BSP_MAX_QUEUE_SIZE` and
-//! `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` mean what they mean there, and flush and shutdown export
+//! exported, `OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BSP_MAX_QUEUE_SIZE`,
+//! `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` and `OTEL_BSP_EXPORT_TIMEOUT` mean what they mean there, and flush and shutdown export
 //! what every buffer holds, within a bounded wait.
 
 use std::cell::Cell;
@@ -40,11 +40,15 @@ pub struct BatchSettings {
     pub max_queue_size: usize,
     /// Spans per export call (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`), at most the queue size.
     pub max_export_batch_size: usize,
+    /// Longest one export call may take (`OTEL_BSP_EXPORT_TIMEOUT`, ms); the exporter's own
+    /// `OTEL_EXPORTER_OTLP_TIMEOUT` applies too, whichever is shorter.
+    pub export_timeout: Duration,
 }
 
 impl BatchSettings {
-    /// The specification's 5 s delay and batches of 512 spans.
+    /// The specification's 5 s delay, 30 s export timeout and batches of 512 spans.
     const DEFAULT_DELAY: Duration = Duration::from_millis(5_000);
+    const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_millis(30_000);
     const DEFAULT_BATCH: usize = 512;
     /// The specification's 2048 overflows within a second at 2,000 requests/s (three spans
     /// each) on a busy machine; 32,768 spans (a few tens of MB at most) ride out seconds of
@@ -76,6 +80,8 @@ impl BatchSettings {
                 .map_or(Self::DEFAULT_DELAY, Duration::from_millis),
             max_queue_size,
             max_export_batch_size,
+            export_timeout: number("OTEL_BSP_EXPORT_TIMEOUT")
+                .map_or(Self::DEFAULT_EXPORT_TIMEOUT, Duration::from_millis),
         }
     }
 }
@@ -491,13 +497,16 @@ mod tests {
                 schedule_delay: Duration::from_secs(5),
                 max_queue_size: 32_768,
                 max_export_batch_size: 512,
+                export_timeout: Duration::from_secs(30),
             }
         );
         let set = settings(&[
             ("OTEL_BSP_SCHEDULE_DELAY", "250"),
             ("OTEL_BSP_MAX_QUEUE_SIZE", "100"),
             ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "1000"),
+            ("OTEL_BSP_EXPORT_TIMEOUT", "2000"),
         ]);
+        assert_eq!(set.export_timeout, Duration::from_secs(2));
         assert_eq!(set.schedule_delay, Duration::from_millis(250));
         assert_eq!(set.max_queue_size, 100);
         assert_eq!(set.max_export_batch_size, 100, "never more than the queue");
