@@ -271,3 +271,26 @@ async fn a_full_queue_drops_are_counted_as_they_happen_and_logged_at_shutdown() 
     );
     held.abort();
 }
+
+#[tokio::test]
+async fn shutdown_keeps_its_flush_bound_when_a_stalled_collector_has_filled_the_export_queue() {
+    // Batches of 4 spans: 100 requests make 75 of them, far more than the export thread's
+    // queue holds while it waits out its first call to a collector that never answers (10 s,
+    // the default timeout). Shutdown must still give up on the spans after its 5 s bound.
+    let (endpoint, held) = blackhole().await;
+    let options = Options::default()
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+        .env("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "4");
+    let app = spawn_app_with(options).await;
+    send_within_two_seconds(&app, 100).await;
+    let started = std::time::Instant::now();
+    app.sigterm();
+    let (exit, stdout) = app.wait_exit(Duration::from_secs(20)).await;
+    let took = started.elapsed();
+    assert!(exit.success(), "{stdout:?}");
+    assert!(
+        took < Duration::from_secs(9),
+        "exited {took:?} after SIGTERM: the span flush is bounded by 5 s, not by the collector"
+    );
+    held.abort();
+}

@@ -248,12 +248,27 @@ impl BatchProcessor {
 
     /// Asks the thread to send everything and waits for its answer, at most `timeout`.
     fn drain_and_wait(&self, message: fn(SyncSender<()>) -> Message, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
         let (done, answer) = sync_channel(1);
-        // A blocking send: only callers who asked to wait get here, never `on_end`.
-        if self.sender.send(message(done)).is_err() {
-            return false;
+        // The queue can be full while the thread waits on a stalled collector: retry until the
+        // deadline rather than block past it (std's SyncSender has no send with a timeout).
+        let mut message = message(done);
+        loop {
+            match self.sender.try_send(message) {
+                Ok(()) => break,
+                Err(TrySendError::Disconnected(_)) => return false,
+                Err(TrySendError::Full(back)) => {
+                    if Instant::now() >= deadline {
+                        return false;
+                    }
+                    message = back;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
         }
-        answer.recv_timeout(timeout).is_ok()
+        answer
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .is_ok()
     }
 }
 
