@@ -272,13 +272,14 @@ impl BatchProcessor {
     }
 }
 
-/// This thread's shard, assigned round-robin on first use.
+/// This thread's shard, assigned round-robin on first use (the first shard for a span that
+/// ends while its thread is being torn down).
 fn shard_index() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
         static SHARD: Cell<usize> = Cell::new(NEXT.fetch_add(1, Ordering::Relaxed));
     }
-    SHARD.with(Cell::get)
+    SHARD.try_with(Cell::get).unwrap_or(0)
 }
 
 impl SpanProcessor for BatchProcessor {
