@@ -1,9 +1,6 @@
 //! The OpenTelemetry tracer provider: OTLP/gRPC through a batch processor, configured by the
 //! standard environment, with every span counted from the moment it ends to its export or loss.
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
-
 use opentelemetry::{Key, Value};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -100,7 +97,6 @@ impl ExportStats {
                 "Sampled spans handed to the batch processor for export",
             )?,
             counters: ExportCounters {
-                pending: Arc::new(AtomicUsize::new(0)),
                 exported: counter(
                     "otel_spans_exported_total",
                     "Spans accepted by the OTLP collector",

@@ -154,6 +154,9 @@ struct Shared {
     shards: Box<[CachePadded<Mutex<Batch>>]>,
     settings: BatchSettings,
     counters: ExportCounters,
+    /// Spans handed to the processor and not yet to the exporter: bounded by the queue size,
+    /// so that a full queue is seen, and its drops counted, the moment it happens.
+    pending: AtomicUsize,
 }
 
 impl Shared {
@@ -222,6 +225,7 @@ impl BatchProcessor {
                 .collect(),
             settings,
             counters,
+            pending: AtomicUsize::new(0),
         });
         let (sender, receiver) = sync_channel(shard_count + QUEUED_EXPORTS);
         let worker = {
@@ -291,7 +295,7 @@ impl SpanProcessor for BatchProcessor {
         }
         self.ended.inc();
         let shared = &*self.shared;
-        let pending = &shared.counters.pending;
+        let pending = &shared.pending;
         if pending.fetch_add(1, Ordering::AcqRel) >= shared.settings.max_queue_size {
             pending.fetch_sub(1, Ordering::AcqRel);
             self.drop_spans(1);
@@ -476,13 +480,12 @@ impl ExportThread {
     fn send(&self, batches: Vec<Batch>) {
         let spans: usize = batches.iter().map(|batch| batch.spans).sum();
         // These spans have left the queue, whatever becomes of them.
-        let _ =
-            self.shared
-                .counters
-                .pending
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                    Some(n.saturating_sub(spans))
-                });
+        let _ = self
+            .shared
+            .pending
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                Some(n.saturating_sub(spans))
+            });
         let body = self.encoder.assemble(batches.iter().flat_map(|batch| {
             batch
                 .scopes

@@ -12,8 +12,7 @@ pub mod batch;
 pub mod wire;
 
 use std::fmt;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use prometheus::IntCounter;
@@ -222,9 +221,6 @@ pub struct ExportCounters {
     pub exported: IntCounter,
     /// Spans lost to a failed export or rejected by the collector.
     pub dropped: IntCounter,
-    /// Spans handed to the batch processor and not yet to the exporter, kept here so that a
-    /// full queue is seen, and its drops counted, the moment it happens.
-    pub pending: Arc<AtomicUsize>,
 }
 
 /// Sends encoded span batches to an OTLP/gRPC collector; see the module docs.
