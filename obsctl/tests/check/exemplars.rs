@@ -6,6 +6,7 @@
 use obsctl::check::context::CheckContext;
 use obsctl::check::model::Status;
 use obsctl::check::policy::{Overrides, Policy};
+use obsctl::check::report::CheckReport;
 use obsctl::sources::prometheus::Prometheus;
 use obsctl::sources::tempo::Tempo;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
@@ -263,14 +264,20 @@ async fn fake_tempo() -> FakeServer {
     .await
 }
 
-#[tokio::test]
-async fn tempo_finds_an_exemplars_trace_by_id() {
-    let body = openmetrics_body(&[ids("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7")]);
-    let target = negotiating_target(body).await;
+/// The checks' verdicts on a target whose one exemplar is `exemplar`, with [`fake_tempo`] as
+/// the span source.
+async fn judged_through_tempo(exemplar: Option<String>) -> CheckReport {
+    let target = negotiating_target(openmetrics_body(&[exemplar])).await;
     let tempo = fake_tempo().await;
     let mut ctx = target_context(&target.url());
     ctx.tempo = Some(Tempo::new(client(), tempo.url()));
-    let report = run_checks(&ctx).await;
+    run_checks(&ctx).await
+}
+
+#[tokio::test]
+async fn tempo_finds_an_exemplars_trace_by_id() {
+    let report =
+        judged_through_tempo(ids("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7")).await;
     assert_check(
         &report,
         "exemplars",
@@ -281,12 +288,8 @@ async fn tempo_finds_an_exemplars_trace_by_id() {
 
 #[tokio::test]
 async fn an_exemplar_trace_tempo_never_gets_warns() {
-    let body = openmetrics_body(&[ids("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331")]);
-    let target = negotiating_target(body).await;
-    let tempo = fake_tempo().await;
-    let mut ctx = target_context(&target.url());
-    ctx.tempo = Some(Tempo::new(client(), tempo.url()));
-    let report = run_checks(&ctx).await;
+    let report =
+        judged_through_tempo(ids("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331")).await;
     assert_check(
         &report,
         "exemplars",
