@@ -597,7 +597,7 @@ async fn workers_with_separate_registries_are_named_as_several_processes() {
         Status::Fail,
         &[
             "process_start_time_seconds per scrape:",
-            "fastapi_requests_total summed per scrape:",
+            "fastapi_requests_total summed per scrape (without /metrics):",
         ],
     );
     let first = &result.findings[0];
