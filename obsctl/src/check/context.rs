@@ -218,7 +218,14 @@ impl CheckContext {
         Some(
             self.openmetrics
                 .get_or_init(|| async {
-                    let _ = self.scrape().await;
+                    // A /metrics that could not be read at all (unreachable, a body over the
+                    // read limit) is not read a second time: the same failure stands. A refusal
+                    // of the text format's Accept header says nothing of OpenMetrics's.
+                    if let Some(Err(failure)) = self.scrape().await
+                        && !failure.answered
+                    {
+                        return Err(failure.clone());
+                    }
                     match endpoint.scrape_openmetrics().await {
                         Ok(negotiated) => Ok(OpenMetricsAnswer::of(negotiated)),
                         Err(e) => Err(ScrapeFailure {
