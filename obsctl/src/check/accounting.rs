@@ -23,6 +23,14 @@ const NO_RUN: &str =
 /// The path scrapers use; its requests are not the run's alone.
 const SCRAPE_PATH: &str = "/metrics";
 
+/// Whether a series' `path` label names the scrape path `scrape_path`: as requested
+/// (`/metrics`), or as a framework's route names it, without the leading `/` (Django's
+/// `metrics`) or with a trailing one (`metrics/`).
+fn is_scrape_path(label: &str, scrape_path: &str) -> bool {
+    let bare = scrape_path.trim_matches('/');
+    label == scrape_path || (!bare.is_empty() && label.trim_matches('/') == bare)
+}
+
 /// The counter of the contract, under its text and OpenMetrics family names.
 const COUNTER_FAMILIES: [&str; 2] = ["fastapi_requests_total", "fastapi_requests"];
 
@@ -60,7 +68,7 @@ impl Tally {
     pub fn extra(&self) -> Vec<(Key, u64, u64)> {
         self.expected
             .iter()
-            .filter(|((_, path, _), _)| path != SCRAPE_PATH)
+            .filter(|((_, path, _), _)| !is_scrape_path(path, SCRAPE_PATH))
             .filter_map(|(key, want)| {
                 let have = self.observed.get(key).copied().unwrap_or(0);
                 (have > *want).then(|| (key.clone(), *want, have))
@@ -412,7 +420,7 @@ fn start_time(exposition: &Exposition) -> Option<f64> {
 fn served_total(exposition: &Exposition, scrape_path: &str) -> f64 {
     series_values(exposition, &COUNTER_FAMILIES, "fastapi_requests_total")
         .iter()
-        .filter(|((_, path, _), _)| path != scrape_path)
+        .filter(|((_, path, _), _)| !is_scrape_path(path, scrape_path))
         .map(|(_, value)| value)
         .sum()
 }
@@ -691,7 +699,7 @@ fn status_mixups(tally: &Tally, what: &str) -> Option<Finding> {
     let mixed: Vec<String> = per_route
         .iter()
         .filter(|((_, path), (sent, seen))| {
-            path != SCRAPE_PATH
+            !is_scrape_path(path, SCRAPE_PATH)
                 && sent.values().sum::<u64>() == seen.values().sum::<u64>()
                 && sent != seen
         })
@@ -728,5 +736,38 @@ mod tests {
         assert!(is_alternating(&[Some(2.0), Some(1.0)]));
         assert!(!is_alternating(&[Some(1.0), Some(2.0), Some(2.0)]));
         assert!(!is_alternating(&[Some(1.0), None, Some(1.0)]));
+    }
+
+    #[test]
+    fn the_scrape_path_is_known_under_every_framework_spelling() {
+        for label in ["/metrics", "metrics", "metrics/", "/metrics/"] {
+            assert!(is_scrape_path(label, "/metrics"), "{label}");
+        }
+        for label in ["/api/metrics", "metricsx", "", "/"] {
+            assert!(!is_scrape_path(label, "/metrics"), "{label}");
+        }
+        assert!(is_scrape_path("prom/metrics", "/prom/metrics"));
+        // A scrape path of `/` is only ever that label: an empty one is not it.
+        assert!(!is_scrape_path("", "/"));
+    }
+
+    #[test]
+    fn scrapes_counted_under_a_route_without_its_leading_slash_are_not_extras() {
+        let key = |path: &str, status| ("GET".to_owned(), path.to_owned(), status);
+        let tally = Tally {
+            expected: BTreeMap::from([
+                (key("metrics", 200), 8),
+                (key("api/users/<int:id>", 200), 5),
+            ]),
+            observed: BTreeMap::from([
+                (key("metrics", 200), 27),
+                (key("api/users/<int:id>", 200), 6),
+            ]),
+        };
+        assert_eq!(
+            tally.extra(),
+            vec![(key("api/users/<int:id>", 200), 5, 6)],
+            "Django names /metrics `metrics`: Prometheus' scrapes are not the run's"
+        );
     }
 }
