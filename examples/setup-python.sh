@@ -1,6 +1,6 @@
 #!/bin/sh
-# Creates examples/.venv (one venv for the FastAPI and Flask examples) and installs both
-# requirements files. Idempotent: a stamp holding the requirements' hash skips the install
+# Creates examples/.venv (one venv for the FastAPI, Flask and Django examples) and installs
+# their requirements files. Idempotent: a stamp holding the requirements' hash skips the install
 # when nothing changed. Exits non-zero when anything fails.
 set -eu
 
@@ -9,7 +9,8 @@ venv="$here/.venv"
 stamp="$venv/.requirements.sha256"
 python=${PYTHON:-python3}
 
-want=$(cat "$here/fastapi/requirements.txt" "$here/flask/requirements.txt" | sha256sum | cut -d' ' -f1)
+want=$(cat "$here/fastapi/requirements.txt" "$here/flask/requirements.txt" \
+    "$here/django/requirements.txt" | sha256sum | cut -d' ' -f1)
 
 if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
     echo "examples/.venv is up to date"
@@ -21,7 +22,8 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 rm -f "$stamp"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-    -r "$here/fastapi/requirements.txt" -r "$here/flask/requirements.txt"
+    -r "$here/fastapi/requirements.txt" -r "$here/flask/requirements.txt" \
+    -r "$here/django/requirements.txt"
 if ! problems=$("$venv/bin/python" -m pip check); then
     echo "$problems" >&2
     exit 1

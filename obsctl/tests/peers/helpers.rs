@@ -69,10 +69,17 @@ pub fn flask() -> Option<PathBuf> {
     python_peer("flask", "gunicorn")
 }
 
-fn python_peer(name: &str, server: &str) -> Option<PathBuf> {
-    if !examples().join(".venv/bin").join(server).is_file() {
+/// `examples/django`, when `examples/.venv` has gunicorn and Django (whose `django-admin`
+/// tells it is installed: a venv set up before the Django peer existed has gunicorn only).
+pub fn django() -> Option<PathBuf> {
+    python_peer("django", "django-admin")?;
+    python_peer("django", "gunicorn")
+}
+
+fn python_peer(name: &str, program: &str) -> Option<PathBuf> {
+    if !examples().join(".venv/bin").join(program).is_file() {
         return missing(&format!(
-            "examples/.venv/bin/{server} is missing (examples/{name} runs under it); \
+            "examples/.venv/bin/{program} is missing (examples/{name} needs it); \
              install it with `bash examples/setup-python.sh` (needs python3 with venv)"
         ));
     }

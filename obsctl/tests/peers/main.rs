@@ -1,13 +1,14 @@
-//! Peers from other ecosystems (examples/: Express, FastAPI, Flask), verified end to end: the
-//! real obsctl starts each one with `verify --spawn`, replays the built-in scenario against it
-//! with a real Prometheus when one is installed, and its verdict must be the one the peer was
-//! written to earn. Slow (a run takes tens of seconds) and serialised: one peer at a time.
+//! Peers from other ecosystems (examples/: Express, FastAPI, Flask, Django), verified end to
+//! end: the real obsctl starts each one with `verify --spawn`, replays the built-in scenario
+//! against it with a real Prometheus when one is installed, and its verdict must be the one the
+//! peer was written to earn. Slow (a run takes tens of seconds) and serialised: one peer at a
+//! time.
 //! A peer whose runtime is not installed is skipped, with the command that installs it, except
 //! under CI (the `CI` environment variable), where it fails.
 
 mod helpers;
 
-use helpers::{describe, express, fastapi, flask, serial, text, verify};
+use helpers::{describe, django, express, fastapi, flask, serial, text, verify};
 
 /// The FastAPI reference service, one uvicorn worker.
 const UVICORN_MAIN: &str =
@@ -58,6 +59,16 @@ fn a_flask_service_under_gunicorn_passes() {
     let Some(dir) = flask() else { return };
     let _serial = serial();
     verify(&dir, "exec ../.venv/bin/gunicorn app:app", &[]).assert_passes();
+}
+
+/// Two gunicorn worker processes with threads, prometheus_client multiprocess mode, a tracer
+/// provider per worker (post_fork), and Django's route templates without a leading slash
+/// (`api/users/<int:user_id>`, `metrics`) as the `path` label.
+#[test]
+fn a_django_service_under_gunicorn_with_two_workers_and_multiprocess_metrics_passes() {
+    let Some(dir) = django() else { return };
+    let _serial = serial();
+    verify(&dir, "exec ./run.sh", &[]).assert_passes();
 }
 
 #[test]
