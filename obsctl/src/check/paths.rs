@@ -8,7 +8,9 @@
 //! - `<id>`, `<int:id>` (Flask, Django; Django's routes have no leading `/`); `<path:p>` matches
 //!   the rest;
 //! - `[id]` (Next.js); `[...slug]`, `[[...slug]]` match the rest;
-//! - `#val` (express-prom-bundle's normalised ids).
+//! - `#val` (express-prom-bundle's normalised ids);
+//! - regular expressions, as Django's `re_path` routes are named
+//!   (`^api/users/(?P<user_id>[0-9]+)$`): matched whole, with or without the leading `/`.
 //!
 //! A label that is no path at all (`<unmatched>`, `unmatched`, `UNKNOWN`, `other`) is the one
 //! value a service gives every request that matched no route: it matches any path, last.
@@ -173,8 +175,32 @@ fn segments(path: &str) -> Vec<&str> {
     path.split('/').collect()
 }
 
-/// Whether `value` is a route template with at least one placeholder.
+/// Longest label read as a regular expression; longer ones are matched segment by segment.
+const MAX_REGEX_LABEL: usize = 512;
+
+/// A label that is a route's regular expression: anchored (`^...`), or holding a named group
+/// (`(?P<id>...)`, `(?<id>...)`). Compiled to match the whole path, within small size limits:
+/// the `regex` crate matches in time linear in the path, so a hostile label costs no more than
+/// a route.
+fn regex_route(label: &str) -> Option<regex::Regex> {
+    let looks_like_regex =
+        label.starts_with('^') || label.contains("(?P<") || label.contains("(?<");
+    if !looks_like_regex || label.len() > MAX_REGEX_LABEL {
+        return None;
+    }
+    regex::RegexBuilder::new(&format!("^(?:{label})$"))
+        .size_limit(1 << 16)
+        .dfa_size_limit(1 << 16)
+        .build()
+        .ok()
+}
+
+/// Whether `value` is a route template with at least one placeholder (or a regular expression
+/// with a group or a character class).
 pub fn has_placeholder(value: &str) -> bool {
+    if regex_route(value).is_some() && value.contains(['(', '[', '\\']) {
+        return true;
+    }
     segments_of_template(value)
         .iter()
         .any(|s| !matches!(s, Segment::Literal(_)))
@@ -224,6 +250,13 @@ pub fn is_catch_all(value: &str) -> bool {
 pub fn matches(template: &str, path: &str) -> bool {
     if template == path {
         return true;
+    }
+    if let Some(regex) = regex_route(template) {
+        let path = path.split(['?', '#']).next().unwrap_or(path);
+        return regex.is_match(path)
+            || path
+                .strip_prefix('/')
+                .is_some_and(|bare| regex.is_match(bare));
     }
     let want = segments_of_template(template);
     let have = segments(path);
@@ -354,6 +387,44 @@ mod tests {
         assert!(matches("/files/{name}.json", "/files/a.json"));
         assert!(!matches("/files/{name}.json", "/files/a.xml"));
         assert!(!has_placeholder("/api/users"));
+    }
+
+    #[test]
+    fn regular_expression_routes_match_whole_paths() {
+        for template in [
+            "^api/users/(?P<user_id>[0-9]+)$",
+            "^api/users/(?P<user_id>\\d+)/?$",
+            "^/api/users/(?<id>[^/]+)$",
+            "api/users/(?P<user_id>[0-9]+)",
+        ] {
+            assert!(matches(template, "/api/users/7"), "{template}");
+            assert!(matches(template, "/api/users/7?x=1"), "{template}");
+            assert!(!matches(template, "/api/users/7/posts"), "{template}");
+            assert!(!matches(template, "/health"), "{template}");
+            assert!(has_placeholder(template), "{template}");
+        }
+        assert!(!matches(
+            "^api/users/(?P<user_id>[0-9]+)$",
+            "/api/users/abc"
+        ));
+        assert!(matches("^health$", "/health"));
+        assert!(!has_placeholder("^health$"));
+        // An Express pattern is no regular expression: it keeps its own reading.
+        assert!(matches("/api/users/:user_id(\\d+)", "/api/users/7"));
+        // Not a valid expression: read segment by segment, as before.
+        assert!(!matches("^api/users/(?P<user_id", "/api/users/7"));
+    }
+
+    #[test]
+    fn a_hostile_regular_expression_label_is_refused_or_cheap() {
+        let huge = format!("^{}$", "(?P<a>x{1000}){1000}".repeat(4));
+        assert!(regex_route(&huge).is_none(), "over the size limits");
+        let long = format!("^{}(?P<id>[0-9]+)$", "a/".repeat(400));
+        assert!(regex_route(&long).is_none(), "over the length limit");
+        // Catastrophic for a backtracking engine (hours); the regex crate has none.
+        let nested = "^((?P<a>a*)*)*b$";
+        let path = format!("/{}", "a".repeat(10_000));
+        assert!(!matches(nested, &path));
     }
 
     #[test]
