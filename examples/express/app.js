@@ -4,9 +4,10 @@
 
 const http = require('http');
 const express = require('express');
-const { trace } = require('@opentelemetry/api');
+const { SpanStatusCode, trace } = require('@opentelemetry/api');
 
 const metrics = require('./metrics');
+const { Users } = require('./users');
 
 /** The `path` label of requests that matched no route: one series for all of them. */
 const UNMATCHED = '<unmatched>';
@@ -25,25 +26,6 @@ const BODY_LIMIT = '64kb';
  */
 function rememberServerSpan(req, span) {
   req[SERVER_SPAN] = span;
-}
-
-/** A small in-memory store, seeded with the demo users. */
-class Users {
-  constructor() {
-    this.byId = new Map();
-    this.nextId = 1;
-    for (const name of ['Alice', 'Bob', 'Carol']) this.create(name);
-  }
-
-  get(id) {
-    return this.byId.get(id);
-  }
-
-  create(name) {
-    const user = { id: this.nextId++, name };
-    this.byId.set(user.id, user);
-    return user;
-  }
 }
 
 /**
@@ -109,11 +91,32 @@ function observe(logger) {
   };
 }
 
-/** The application, logging to `logger`. */
-function createApp(logger) {
+/**
+ * Runs `work` inside a child span `name` and returns its result; the span ends before the
+ * caller answers, and is marked Error when `work` throws.
+ */
+async function inSpan(tracer, name, options, work) {
+  return tracer.startActiveSpan(name, options, async (span) => {
+    try {
+      return await work(span);
+    } catch (err) {
+      span.setStatus({ code: SpanStatusCode.ERROR, message: err?.message });
+      throw err;
+    } finally {
+      span.end();
+    }
+  });
+}
+
+/**
+ * The application, logging to `logger`. By default it keeps its users in this process and
+ * serves this process's registry on /metrics. cluster.js passes `users` (`get(id)`,
+ * `create(name)`, either may return a promise) and `exposition` (a promise of
+ * `{contentType, body}`) that ask the cluster's primary instead.
+ */
+function createApp(logger, { users = new Users(), exposition = metrics.exposition } = {}) {
   const app = express();
   app.disable('x-powered-by');
-  const users = new Users();
   const tracer = trace.getTracer('obsctl-example-express');
 
   app.use(observe(logger));
@@ -123,25 +126,24 @@ function createApp(logger) {
   });
 
   app.get('/metrics', async (req, res) => {
-    const body = await metrics.register.metrics();
-    res.set('Content-Type', metrics.register.contentType).send(body);
+    const { contentType, body } = await exposition();
+    res.set('Content-Type', contentType).send(body);
   });
 
-  app.get('/api/users/:user_id', (req, res) => {
+  app.get('/api/users/:user_id', async (req, res) => {
     const raw = req.params.user_id;
     if (!/^[+-]?\d+$/.test(raw)) {
       return detail(res, 422, 'user_id must be an integer');
     }
     const id = Number(raw);
-    tracer.startActiveSpan('get_user', { attributes: { user_id: id } }, (span) => {
-      const user = Number.isSafeInteger(id) ? users.get(id) : undefined;
-      span.end();
-      if (!user) return detail(res, 404, 'User not found');
-      return res.json(user);
-    });
+    const user = await inSpan(tracer, 'get_user', { attributes: { user_id: id } }, () =>
+      Number.isSafeInteger(id) ? users.get(id) : undefined,
+    );
+    if (!user) return detail(res, 404, 'User not found');
+    return res.json(user);
   });
 
-  app.post('/api/users', parseJson, (req, res) => {
+  app.post('/api/users', parseJson, async (req, res) => {
     const body = req.body;
     if (body === null || typeof body !== 'object' || Array.isArray(body)) {
       return detail(res, 422, 'the body must be a JSON object with a string `name`');
@@ -149,12 +151,12 @@ function createApp(logger) {
     if (typeof body.name !== 'string') {
       return detail(res, 422, '`name` is required and must be a string');
     }
-    tracer.startActiveSpan('create_user', (span) => {
-      const user = users.create(body.name);
-      span.setAttribute('user_id', user.id);
-      span.end();
-      res.status(201).json(user);
+    const user = await inSpan(tracer, 'create_user', {}, async (span) => {
+      const created = await users.create(body.name);
+      span.setAttribute('user_id', created.id);
+      return created;
     });
+    return res.status(201).json(user);
   });
 
   // Known paths, other methods: 405 (as FastAPI answers), labelled with the route template.

@@ -31,4 +31,9 @@ function record(labels, seconds) {
   duration.observe(labels, seconds);
 }
 
-module.exports = { register, record };
+/** This process's `/metrics` answer: its content type and body. */
+async function exposition() {
+  return { contentType: register.contentType, body: await register.metrics() };
+}
+
+module.exports = { register, record, exposition };

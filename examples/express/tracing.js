@@ -11,23 +11,14 @@ const { NodeSDK } = require('@opentelemetry/sdk-node');
 const { OTLPTraceExporter } = require('@opentelemetry/exporter-trace-otlp-grpc');
 const { HttpInstrumentation } = require('@opentelemetry/instrumentation-http');
 const { ExpressInstrumentation } = require('@opentelemetry/instrumentation-express');
-const {
-  defaultResource,
-  envDetector,
-  resourceFromAttributes,
-} = require('@opentelemetry/resources');
-
-const DEFAULT_SERVICE_NAME = 'fastapi-backend';
+const { defaultResource, resourceFromAttributes } = require('@opentelemetry/resources');
+const { DEFAULT_SERVICE_NAME, serviceName } = require('./service');
 
 // The contract's default name sits under what the environment says: the SDK merges its
 // detectors (OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES) over this resource.
 const resource = defaultResource().merge(
   resourceFromAttributes({ 'service.name': DEFAULT_SERVICE_NAME }),
 );
-
-/** The service name spans carry, so that log lines can say the same. */
-const serviceName =
-  envDetector.detect().attributes?.['service.name'] ?? DEFAULT_SERVICE_NAME;
 
 const sdk = new NodeSDK({
   resource,

@@ -40,6 +40,16 @@ fn an_express_service_with_colon_route_templates_passes() {
     verify(&dir, "exec node server.js", &[]).assert_passes();
 }
 
+/// Node's `cluster` module with 2 worker processes sharing the port: each worker has its own
+/// prom-client registry and OpenTelemetry SDK, and `/metrics` answers the sum of all workers,
+/// which the primary aggregates with prom-client's `AggregatorRegistry`.
+#[test]
+fn an_express_service_under_node_cluster_with_aggregated_metrics_passes() {
+    let Some(dir) = express() else { return };
+    let _serial = serial();
+    verify(&dir, "exec node cluster.js", &[]).assert_passes();
+}
+
 #[test]
 fn the_fastapi_reference_service_under_one_uvicorn_worker_passes() {
     let Some(dir) = fastapi() else { return };
