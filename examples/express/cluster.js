@@ -188,6 +188,12 @@ function runWorker() {
       get: async (id) => (await ask('users.get', { id })) ?? undefined,
       create: (name) => ask('users.create', { name }),
     },
-    exposition: () => ask('metrics'),
+    // PER_WORKER_METRICS=1 is the mistake this file exists to avoid, kept to show what obsctl
+    // says of it: each worker answers /metrics from its own registry, so a scrape sees
+    // whichever worker the connection reached.
+    exposition:
+      process.env.PER_WORKER_METRICS === '1'
+        ? require('./metrics').exposition
+        : () => ask('metrics'),
   });
 }

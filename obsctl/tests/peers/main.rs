@@ -50,6 +50,16 @@ fn an_express_service_under_node_cluster_with_aggregated_metrics_passes() {
     verify(&dir, "exec node cluster.js", &[]).assert_passes();
 }
 
+/// The same cluster with the mistake teams ship: each worker serves its own registry.
+#[test]
+fn node_cluster_workers_with_separate_registries_are_named() {
+    let Some(dir) = express() else { return };
+    let _serial = serial();
+    let verdict = verify(&dir, "PER_WORKER_METRICS=1 exec node cluster.js", &[]);
+    verdict.assert_exit(1);
+    assert_several_processes_named(&verdict);
+}
+
 #[test]
 fn the_fastapi_reference_service_under_one_uvicorn_worker_passes() {
     let Some(dir) = fastapi() else { return };
@@ -156,6 +166,11 @@ fn two_uvicorn_workers_with_separate_registries_are_named() {
 
     let verdict = verify(&dir, UVICORN_MAIN_TWO_WORKERS, &[]);
     verdict.assert_exit(1);
+    assert_several_processes_named(&verdict);
+}
+
+/// `accounting-metrics` fails, naming several processes with separate registries as the cause.
+fn assert_several_processes_named(verdict: &helpers::Verdict) {
     let accounting = verdict.check("accounting-metrics");
     let named = accounting["findings"]
         .as_array()
