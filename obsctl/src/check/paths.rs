@@ -178,14 +178,12 @@ fn segments(path: &str) -> Vec<&str> {
 /// Longest label read as a regular expression; longer ones are matched segment by segment.
 const MAX_REGEX_LABEL: usize = 512;
 
-/// A label that is a route's regular expression: anchored (`^...`), or holding a named group
-/// (`(?P<id>...)`, `(?<id>...)`). Compiled to match the whole path, within small size limits:
-/// the `regex` crate matches in time linear in the path, so a hostile label costs no more than
-/// a route.
+/// A label that is a route's regular expression: anchored (`^...`), holding a named group
+/// (`(?P<id>...)`, `(?<id>...)`), or a segment that is a group (Tornado's `/users/([0-9]+)`).
+/// Compiled to match the whole path, within small size limits: the `regex` crate matches in
+/// time linear in the path, so a hostile label costs no more than a route.
 fn regex_route(label: &str) -> Option<regex::Regex> {
-    let looks_like_regex =
-        label.starts_with('^') || label.contains("(?P<") || label.contains("(?<");
-    if !looks_like_regex || label.len() > MAX_REGEX_LABEL {
+    if !looks_like_regex(label) || label.len() > MAX_REGEX_LABEL {
         return None;
     }
     regex::RegexBuilder::new(&format!("^(?:{label})$"))
@@ -195,10 +193,19 @@ fn regex_route(label: &str) -> Option<regex::Regex> {
         .ok()
 }
 
+/// The shapes [`regex_route`] reads as a regular expression (a cheap test, before compiling).
+fn looks_like_regex(label: &str) -> bool {
+    label.starts_with('^')
+        || label.contains("(?P<")
+        || label.contains("(?<")
+        || label.starts_with('(')
+        || label.contains("/(")
+}
+
 /// Whether `value` is a route template with at least one placeholder (or a regular expression
 /// with a group or a character class).
 pub fn has_placeholder(value: &str) -> bool {
-    if regex_route(value).is_some() && value.contains(['(', '[', '\\']) {
+    if value.contains(['(', '[', '\\']) && regex_route(value).is_some() {
         return true;
     }
     segments_of_template(value)
@@ -251,13 +258,11 @@ pub fn matches(template: &str, path: &str) -> bool {
     if template == path {
         return true;
     }
-    if let Some(regex) = regex_route(template) {
-        let path = path.split(['?', '#']).next().unwrap_or(path);
-        return regex.is_match(path)
-            || path
-                .strip_prefix('/')
-                .is_some_and(|bare| regex.is_match(bare));
-    }
+    matches_segments(template, path) || matches_regex(template, path)
+}
+
+/// [`matches`] for templates of segments and placeholders.
+fn matches_segments(template: &str, path: &str) -> bool {
     let want = segments_of_template(template);
     let have = segments(path);
     // Rest placeholders backtrack: a label a hostile service made of many of them, against a
@@ -267,6 +272,40 @@ pub fn matches(template: &str, path: &str) -> bool {
         return false;
     }
     matches_from(&want, &have)
+}
+
+/// [`matches`] for templates that are regular expressions, with or without the leading `/`
+/// (Django's have none).
+fn matches_regex(template: &str, path: &str) -> bool {
+    /// Labels compiled so far on this thread: a check matches each label against every path
+    /// of the run, and compiling costs far more than matching.
+    const CACHED: usize = 1024;
+    thread_local! {
+        static COMPILED: std::cell::RefCell<std::collections::HashMap<String, Option<regex::Regex>>> =
+            std::cell::RefCell::default();
+    }
+    if !looks_like_regex(template) {
+        return false;
+    }
+    let path = path.split(['?', '#']).next().unwrap_or(path);
+    let is_match = |regex: &regex::Regex| {
+        regex.is_match(path)
+            || path
+                .strip_prefix('/')
+                .is_some_and(|bare| regex.is_match(bare))
+    };
+    COMPILED.with_borrow_mut(|compiled| {
+        if !compiled.contains_key(template) {
+            if compiled.len() >= CACHED {
+                compiled.clear();
+            }
+            compiled.insert(template.to_owned(), regex_route(template));
+        }
+        compiled
+            .get(template)
+            .and_then(Option::as_ref)
+            .is_some_and(is_match)
+    })
 }
 
 /// Most rest placeholders in a template that is matched at all.
@@ -396,6 +435,7 @@ mod tests {
             "^api/users/(?P<user_id>\\d+)/?$",
             "^/api/users/(?<id>[^/]+)$",
             "api/users/(?P<user_id>[0-9]+)",
+            "/api/users/([0-9]+)",
         ] {
             assert!(matches(template, "/api/users/7"), "{template}");
             assert!(matches(template, "/api/users/7?x=1"), "{template}");
