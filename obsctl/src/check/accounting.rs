@@ -96,7 +96,7 @@ pub fn tally(run: &RunReport, observed: BTreeMap<Key, u64>) -> Tally {
             .or_default()
             .insert(path.clone());
     }
-    let mut expected: BTreeMap<Key, u64> = BTreeMap::new();
+    let mut assigned: Vec<(&RequestCount, Key)> = Vec::new();
     for request in &run.requests {
         let Some(status) = request.status else {
             continue;
@@ -106,11 +106,82 @@ pub fn tally(run: &RunReport, observed: BTreeMap<Key, u64>) -> Tally {
             .and_then(|names| signal_name(request, names))
             .unwrap_or(&request.path)
             .to_owned();
-        *expected
-            .entry((request.method.clone(), name, status))
-            .or_default() += request.count;
+        assigned.push((request, (request.method.clone(), name, status)));
+    }
+    settle_with_catch_all(&mut assigned, &observed, &by_group);
+    let mut expected: BTreeMap<Key, u64> = BTreeMap::new();
+    for (request, key) in assigned {
+        *expected.entry(key).or_default() += request.count;
     }
     Tally { expected, observed }
+}
+
+/// Most requests of one route and status among which [`settle_with_catch_all`] looks for
+/// those the framework refused (every subset is tried).
+const MAX_SETTLED: usize = 12;
+
+/// Moves to the catch-all label (`<unmatched>`) the requests a framework refused to route
+/// although the route's label seems to take them: aiohttp labels a `{user_id:\d+}` route
+/// `/api/users/{user_id}`, which reads as matching `/api/users/not-a-number`, yet answers that
+/// path 404 as unmatched. Where a route's series falls short of the requests mapped to it by
+/// exactly what the catch-all series of the same method and status has beyond its own, the
+/// requests that make up the difference are the catch-all's: among the subsets of them that
+/// sum to it, the one with the fewest paths that look like ids (then the fewest requests).
+fn settle_with_catch_all(
+    assigned: &mut [(&RequestCount, Key)],
+    observed: &BTreeMap<Key, u64>,
+    by_group: &BTreeMap<(String, u16), BTreeSet<String>>,
+) {
+    let expected = |assigned: &[(&RequestCount, Key)], key: &Key| -> u64 {
+        assigned
+            .iter()
+            .filter(|(_, k)| k == key)
+            .map(|(request, _)| request.count)
+            .sum()
+    };
+    let seen = |key: &Key| observed.get(key).copied().unwrap_or(0);
+    for ((method, status), names) in by_group {
+        let Some(catch_all) = names.iter().find(|name| paths::is_catch_all(name)) else {
+            continue;
+        };
+        let catch_all = (method.clone(), catch_all.clone(), *status);
+        for name in names.iter().filter(|name| !paths::is_catch_all(name)) {
+            let route = (method.clone(), name.clone(), *status);
+            let short = expected(assigned, &route).saturating_sub(seen(&route));
+            let surplus = seen(&catch_all).saturating_sub(expected(assigned, &catch_all));
+            let target = short.min(surplus);
+            // Requests sent to the label's own path are that route's, whatever the counts say.
+            let movable: Vec<usize> = (0..assigned.len())
+                .filter(|&i| assigned[i].1 == route && assigned[i].0.path != *name)
+                .collect();
+            if target == 0 || movable.is_empty() || movable.len() > MAX_SETTLED {
+                continue;
+            }
+            let looks_like_id = |i: usize| {
+                let request = assigned[i].0;
+                paths::looks_concrete(request.examples.first().unwrap_or(&request.path))
+            };
+            let best = (1u32..1 << movable.len())
+                .filter(|mask| {
+                    let sum: u64 = (0..movable.len())
+                        .filter(|bit| mask & (1 << bit) != 0)
+                        .map(|bit| assigned[movable[bit]].0.count)
+                        .sum();
+                    sum == target
+                })
+                .min_by_key(|mask| {
+                    let ids = (0..movable.len())
+                        .filter(|bit| mask & (1 << bit) != 0 && looks_like_id(movable[*bit]))
+                        .count();
+                    (ids, mask.count_ones())
+                });
+            if let Some(mask) = best {
+                for bit in (0..movable.len()).filter(|bit| mask & (1 << bit) != 0) {
+                    assigned[movable[bit]].1 = catch_all.clone();
+                }
+            }
+        }
+    }
 }
 
 /// Sums the observations of concrete paths under the path template that rendered them.

@@ -42,13 +42,35 @@ enum Kind {
     Uuid,
 }
 
+/// Converter names of Werkzeug (Flask), Django and Sanic: the part of `<a:b>` that is no name.
+const CONVERTERS: [&str; 11] = [
+    "string",
+    "str",
+    "int",
+    "float",
+    "path",
+    "uuid",
+    "slug",
+    "alpha",
+    "strorempty",
+    "ymd",
+    "ext",
+];
+
 impl Kind {
     /// The kind of a placeholder, read from its converter or pattern only, never from its name
     /// (`{appointment_id}` is no integer): `<int:id>` before the colon, `{id:int}` after it,
     /// `:id(\d+)` in the parentheses.
     fn of(placeholder: &str) -> Self {
         let spec = if let Some(inner) = placeholder.strip_prefix('<') {
-            inner.split_once(':').map_or("", |(converter, _)| converter)
+            // Flask and Django put the converter first (`<int:id>`), Sanic last (`<id:int>`).
+            inner.split_once(':').map_or("", |(first, last)| {
+                if CONVERTERS.contains(&first) || first.starts_with("any(") {
+                    first
+                } else {
+                    last
+                }
+            })
         } else if let Some(inner) = placeholder.strip_prefix('{') {
             inner
                 .split_once(':')
@@ -474,6 +496,16 @@ mod tests {
         // Without the bound this call backtracks for hours.
         assert!(!matches(&hostile, &path));
         assert!(!matches(&"/*".repeat(3), &path));
+    }
+
+    #[test]
+    fn a_converter_is_read_on_either_side_of_the_name() {
+        assert!(!matches("/api/users/<user_id:int>", "/api/users/abc"));
+        assert!(matches("/api/users/<user_id:int>", "/api/users/7"));
+        assert!(!matches("/api/users/<int:user_id>", "/api/users/abc"));
+        // A name that contains `int` converts nothing.
+        assert!(matches("/api/points/<string:point_id>", "/api/points/abc"));
+        assert!(matches("/api/points/<point_id:str>", "/api/points/abc"));
     }
 
     #[test]

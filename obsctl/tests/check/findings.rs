@@ -711,6 +711,24 @@ async fn django_route_templates_without_a_leading_slash_account_exactly() {
 }
 
 #[tokio::test]
+async fn aiohttp_templates_that_drop_their_pattern_account_exactly() {
+    // aiohttp labels a `{user_id:\d+}` route by its canonical `/api/users/{user_id}`, which
+    // reads as taking /api/users/abc, yet answers that 404 as unmatched: the counts settle it.
+    assert_templates_account_exactly("/api/users/{user_id}", "/api/users", Some("<unmatched>"))
+        .await;
+}
+
+#[tokio::test]
+async fn sanic_templates_with_the_type_after_the_name_account_exactly() {
+    assert_templates_account_exactly(
+        "/api/users/<user_id:int>",
+        "/api/users",
+        Some("<unmatched>"),
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn a_route_parameter_whose_name_contains_int_is_not_an_integer_converter() {
     // FastAPI types the parameter in the handler's signature, never in the route: the template
     // `{appointment_id}` matches any segment (so would `{longitude}`, `:endpoint_id`, `{print_id}`).
