@@ -1,7 +1,7 @@
 #!/bin/sh
-# Creates examples/.venv (one venv for the FastAPI, Flask and Django examples) and installs
-# their requirements files. Idempotent: a stamp holding the requirements' hash skips the install
-# when nothing changed. Exits non-zero when anything fails.
+# Creates examples/.venv (one venv for the FastAPI, Flask, Django and aiohttp examples) and
+# installs their requirements files. Idempotent: a stamp holding the requirements' hash skips the
+# install when nothing changed. Exits non-zero when anything fails.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -10,7 +10,7 @@ stamp="$venv/.requirements.sha256"
 python=${PYTHON:-python3}
 
 want=$(cat "$here/fastapi/requirements.txt" "$here/flask/requirements.txt" \
-    "$here/django/requirements.txt" | sha256sum | cut -d' ' -f1)
+    "$here/django/requirements.txt" "$here/aiohttp/requirements.txt" | sha256sum | cut -d' ' -f1)
 
 if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
     echo "examples/.venv is up to date"
@@ -23,7 +23,7 @@ fi
 rm -f "$stamp"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
     -r "$here/fastapi/requirements.txt" -r "$here/flask/requirements.txt" \
-    -r "$here/django/requirements.txt"
+    -r "$here/django/requirements.txt" -r "$here/aiohttp/requirements.txt"
 if ! problems=$("$venv/bin/python" -m pip check); then
     echo "$problems" >&2
     exit 1

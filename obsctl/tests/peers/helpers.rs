@@ -76,6 +76,28 @@ pub fn django() -> Option<PathBuf> {
     python_peer("django", "gunicorn")
 }
 
+/// `examples/aiohttp`, when `examples/.venv` can import aiohttp and its OpenTelemetry
+/// instrumentation: aiohttp installs no program to look for, and a venv set up before the
+/// aiohttp peer existed has neither.
+pub fn aiohttp() -> Option<PathBuf> {
+    let dir = python_peer("aiohttp", "python")?;
+    let probe = Command::new(examples().join(".venv/bin/python"))
+        .args([
+            "-c",
+            "import aiohttp, opentelemetry.instrumentation.aiohttp_server",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if !probe.is_ok_and(|status| status.success()) {
+        return missing(
+            "examples/.venv cannot import aiohttp and opentelemetry.instrumentation.aiohttp_server \
+             (examples/aiohttp needs them); install them with `bash examples/setup-python.sh`",
+        );
+    }
+    Some(dir)
+}
+
 fn python_peer(name: &str, program: &str) -> Option<PathBuf> {
     if !examples().join(".venv/bin").join(program).is_file() {
         return missing(&format!(

@@ -1,14 +1,14 @@
-//! Peers from other ecosystems (examples/: Express, FastAPI, Flask, Django), verified end to
-//! end: the real obsctl starts each one with `verify --spawn`, replays the built-in scenario
-//! against it with a real Prometheus when one is installed, and its verdict must be the one the
-//! peer was written to earn. Slow (a run takes tens of seconds) and serialised: one peer at a
-//! time.
+//! Peers from other ecosystems (examples/: Express, FastAPI, Flask, Django, aiohttp), verified
+//! end to end: the real obsctl starts each one with `verify --spawn`, replays the built-in
+//! scenario against it with a real Prometheus when one is installed, and its verdict must be the
+//! one the peer was written to earn. Slow (a run takes tens of seconds) and serialised: one peer
+//! at a time.
 //! A peer whose runtime is not installed is skipped, with the command that installs it, except
 //! under CI (the `CI` environment variable), where it fails.
 
 mod helpers;
 
-use helpers::{describe, django, express, fastapi, flask, serial, text, verify};
+use helpers::{aiohttp, describe, django, express, fastapi, flask, serial, text, verify};
 
 /// The FastAPI reference service, one uvicorn worker.
 const UVICORN_MAIN: &str =
@@ -89,6 +89,16 @@ fn a_django_service_under_gunicorn_with_two_workers_and_multiprocess_metrics_pas
     let Some(dir) = django() else { return };
     let _serial = serial();
     verify(&dir, "exec ./run.sh", &[]).assert_passes();
+}
+
+/// aiohttp's own server and middlewares, which see 404s, 405s and 413s as raised
+/// `HTTPException`s, and its canonical resource templates (`/api/users/{user_id}`, from the
+/// route `/api/users/{user_id:[0-9]+}`) as the `path` label.
+#[test]
+fn an_aiohttp_service_passes() {
+    let Some(dir) = aiohttp() else { return };
+    let _serial = serial();
+    verify(&dir, "exec ../.venv/bin/python app.py", &[]).assert_passes();
 }
 
 #[test]
