@@ -39,8 +39,19 @@ fn examples() -> PathBuf {
 /// `examples/express`, when `node` and its `node_modules` are installed; otherwise `None`
 /// after printing why (a panic under CI).
 pub fn express() -> Option<PathBuf> {
-    let dir = examples().join("express");
-    let install = "npm ci --prefix examples/express --no-audit --no-fund";
+    node_peer("express")
+}
+
+/// `examples/fastify`, when `node` and its `node_modules` are installed; otherwise `None`
+/// after printing why (a panic under CI).
+pub fn fastify() -> Option<PathBuf> {
+    node_peer("fastify")
+}
+
+/// `examples/NAME`, a Node peer with its own pinned `node_modules`.
+fn node_peer(name: &str) -> Option<PathBuf> {
+    let dir = examples().join(name);
+    let install = format!("npm ci --prefix examples/{name} --no-audit --no-fund");
     let node = Command::new("node")
         .arg("--version")
         .stdout(Stdio::null())
@@ -48,12 +59,12 @@ pub fn express() -> Option<PathBuf> {
         .status();
     if !node.is_ok_and(|status| status.success()) {
         return missing(&format!(
-            "no `node` on PATH (Node 20 runs examples/express); install Node 20, then `{install}`"
+            "no `node` on PATH (Node 20 runs examples/{name}); install Node 20, then `{install}`"
         ));
     }
     if !dir.join("node_modules").is_dir() {
         return missing(&format!(
-            "examples/express/node_modules is missing; install it with `{install}`"
+            "examples/{name}/node_modules is missing; install it with `{install}`"
         ));
     }
     Some(dir)

@@ -1,14 +1,14 @@
-//! Peers from other ecosystems (examples/: Express, FastAPI, Flask, Django, aiohttp), verified
-//! end to end: the real obsctl starts each one with `verify --spawn`, replays the built-in
-//! scenario against it with a real Prometheus when one is installed, and its verdict must be the
-//! one the peer was written to earn. Slow (a run takes tens of seconds) and serialised: one peer
-//! at a time.
+//! Peers from other ecosystems (examples/: Express, Fastify, FastAPI, Flask, Django, aiohttp),
+//! verified end to end: the real obsctl starts each one with `verify --spawn`, replays the
+//! built-in scenario against it with a real Prometheus when one is installed, and its verdict
+//! must be the one the peer was written to earn. Slow (a run takes tens of seconds) and
+//! serialised: one peer at a time.
 //! A peer whose runtime is not installed is skipped, with the command that installs it, except
 //! under CI (the `CI` environment variable), where it fails.
 
 mod helpers;
 
-use helpers::{aiohttp, describe, django, express, fastapi, flask, serial, text, verify};
+use helpers::{aiohttp, describe, django, express, fastapi, fastify, flask, serial, text, verify};
 
 /// The FastAPI reference service, one uvicorn worker.
 const UVICORN_MAIN: &str =
@@ -58,6 +58,16 @@ fn node_cluster_workers_with_separate_registries_are_named() {
     let verdict = verify(&dir, "PER_WORKER_METRICS=1 exec node cluster.js", &[]);
     verdict.assert_exit(1);
     assert_several_processes_named(&verdict);
+}
+
+/// Fastify 5, one process: its own pino logger reshaped for the contract with Fastify's request
+/// logging off, route templates from `request.routeOptions.url` (`/api/users/:user_id`), and
+/// the JSON parse, body limit and schema errors of Fastify's error handler answered as JSON.
+#[test]
+fn a_fastify_service_passes() {
+    let Some(dir) = fastify() else { return };
+    let _serial = serial();
+    verify(&dir, "exec node server.js", &[]).assert_passes();
 }
 
 #[test]
