@@ -227,7 +227,7 @@ fn looks_like_regex(label: &str) -> bool {
 /// Whether `value` is a route template with at least one placeholder (or a regular expression
 /// with a group or a character class).
 pub fn has_placeholder(value: &str) -> bool {
-    if value.contains(['(', '[', '\\']) && regex_route(value).is_some() {
+    if value.contains(['(', '[', '\\']) && with_regex_route(value, |regex| regex.is_some()) {
         return true;
     }
     segments_of_template(value)
@@ -299,34 +299,37 @@ fn matches_segments(template: &str, path: &str) -> bool {
 /// [`matches`] for templates that are regular expressions, with or without the leading `/`
 /// (Django's have none).
 fn matches_regex(template: &str, path: &str) -> bool {
-    /// Labels compiled so far on this thread: a check matches each label against every path
-    /// of the run, and compiling costs far more than matching.
-    const CACHED: usize = 1024;
-    thread_local! {
-        static COMPILED: std::cell::RefCell<std::collections::HashMap<String, Option<regex::Regex>>> =
-            std::cell::RefCell::default();
-    }
-    if !looks_like_regex(template) {
-        return false;
-    }
     let path = path.split(['?', '#']).next().unwrap_or(path);
-    let is_match = |regex: &regex::Regex| {
-        regex.is_match(path)
-            || path
-                .strip_prefix('/')
-                .is_some_and(|bare| regex.is_match(bare))
-    };
+    with_regex_route(template, |regex| {
+        regex.is_some_and(|regex| {
+            regex.is_match(path)
+                || path
+                    .strip_prefix('/')
+                    .is_some_and(|bare| regex.is_match(bare))
+        })
+    })
+}
+
+/// `read` given [`regex_route`] of `label`, compiled once per thread: a check matches each
+/// label against every path of the run, and compiling costs far more than matching.
+fn with_regex_route<R>(label: &str, read: impl FnOnce(Option<&regex::Regex>) -> R) -> R {
+    /// Labels kept compiled at most; the cache starts over beyond.
+    const CACHED: usize = 1024;
+    type Compiled = std::collections::HashMap<String, Option<regex::Regex>>;
+    thread_local! {
+        static COMPILED: std::cell::RefCell<Compiled> = std::cell::RefCell::default();
+    }
+    if !looks_like_regex(label) {
+        return read(None);
+    }
     COMPILED.with_borrow_mut(|compiled| {
-        if !compiled.contains_key(template) {
+        if !compiled.contains_key(label) {
             if compiled.len() >= CACHED {
                 compiled.clear();
             }
-            compiled.insert(template.to_owned(), regex_route(template));
+            compiled.insert(label.to_owned(), regex_route(label));
         }
-        compiled
-            .get(template)
-            .and_then(Option::as_ref)
-            .is_some_and(is_match)
+        read(compiled.get(label).and_then(Option::as_ref))
     })
 }
 

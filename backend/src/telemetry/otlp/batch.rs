@@ -11,8 +11,8 @@
 //! The guarantees are those of the SDK's processor: `on_end` never blocks on the collector
 //! (a span that finds the queue full is dropped and counted at once), only sampled spans are
 //! exported, `OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BSP_MAX_QUEUE_SIZE`,
-//! `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` and `OTEL_BSP_EXPORT_TIMEOUT` mean what they mean there, and flush and shutdown export
-//! what every buffer holds, within a bounded wait.
+//! `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` and `OTEL_BSP_EXPORT_TIMEOUT` mean what they mean there,
+//! and flush and shutdown export what every buffer holds, within a bounded wait.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
